@@ -1,0 +1,123 @@
+"""`run`: run a command. An argument list by default; `shell: true` for a string the user wrote.
+
+Templated values become single arguments (argument list) or environment variables quoted
+by the shell (`shell: true`), never shell text, so a version or a label cannot inject.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from conveyor.actions.base import (
+    ActionContext,
+    ActionResult,
+    ActionSettings,
+    rendered_settings,
+    truncate,
+)
+from conveyor.errors import TerminalError
+from conveyor.model.template import TemplateError, render, render_tree
+
+SLICE_S = 0.1  # how often a running command looks at its cancel flag
+
+
+class RunSettings(ActionSettings):
+    args: list[str] | None = Field(None, min_length=1)
+    command: str | None = None
+    shell: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    workingDir: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RunSettings:
+        if self.shell and (self.command is None or self.args is not None):
+            raise ValueError("with shell: true, give `command` (a string), not `args`")
+        if not self.shell and (self.args is None or self.command is not None):
+            raise ValueError("give `args` (a list of arguments), or `command` with shell: true")
+        return self
+
+
+class RunAction:
+    name: ClassVar[str] = "run"
+    Settings: ClassVar[type[ActionSettings]] = RunSettings
+
+    def run(self, ctx: ActionContext) -> ActionResult:
+        env = {**os.environ, **ctx.env}
+        if ctx.raw.get("shell"):
+            settings, argv = self._shell(ctx, env)
+        else:
+            settings = rendered_settings(RunSettings, ctx)
+            assert settings.args is not None
+            argv = settings.args
+        env.update(render_tree(settings.env, ctx.template) if ctx.raw.get("shell") else settings.env)
+        cwd = ctx.workdir / settings.workingDir if settings.workingDir else ctx.workdir
+        if not cwd.is_dir():
+            raise TerminalError(f"working directory {cwd} does not exist")
+        return _execute(argv, str(cwd), env, ctx)
+
+    @staticmethod
+    def _shell(ctx: ActionContext, env: dict[str, str]) -> tuple[RunSettings, list[str]]:
+        raw = {k: v for k, v in ctx.raw.items() if k != "command"}
+        settings = RunSettings.model_validate({**raw, "command": str(ctx.raw.get("command", ""))})
+        values: list[str] = []
+
+        def as_variable(value: str) -> str:
+            values.append(value)
+            return f'"${{CONVEYOR_VALUE_{len(values)}}}"'
+
+        try:
+            command = render(str(settings.command), ctx.template, sub=as_variable)
+        except TemplateError as exc:
+            raise TerminalError(f"template: {exc}") from None
+        env.update({f"CONVEYOR_VALUE_{i}": v for i, v in enumerate(values, 1)})
+        return settings, ["/bin/sh", "-c", command]
+
+
+def _execute(argv: list[str], cwd: str, env: dict[str, str], ctx: ActionContext) -> ActionResult:
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
+        )
+    except OSError as exc:
+        raise TerminalError(f"cannot start {argv[0]}: {exc.strerror}") from None
+    slices = max(1, int(ctx.timeout_s / SLICE_S))
+    chunks: list[str] = []
+    for _ in range(slices):
+        if ctx.cancel.is_set():
+            out = _stop(proc)
+            return ActionResult(False, truncate(out), "cancelled", retryable=False)
+        try:
+            out, _ = proc.communicate(timeout=SLICE_S)
+            chunks.append(out or "")
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        out = _stop(proc)
+        return ActionResult(False, truncate(out), f"timed out after {ctx.timeout_s:g}s")
+    output = truncate("".join(chunks))
+    if proc.returncode == 0:
+        return ActionResult(True, output, "exit 0")
+    return ActionResult(False, output, f"exit {proc.returncode}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """Stop the whole process group (a shell's children too) and collect what it printed."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            out, _ = proc.communicate(timeout=2)
+            return out or ""
+        except subprocess.TimeoutExpired:
+            continue
+    out, _ = proc.communicate()
+    return out or ""

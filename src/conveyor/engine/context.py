@@ -1,0 +1,85 @@
+"""What gates and tasks see of a release: the template context and the gate context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conveyor.clock import utc
+from conveyor.engine import resources
+from conveyor.gates import GateContext
+from conveyor.model.definitions import FlowSpec, PolicyBody
+from conveyor.model.release import ReleaseInfo, artifact_from_json
+from conveyor.model.states import PromotionState
+from conveyor.store.tables import PromotionRow, ReleaseRow
+
+
+def release_info(release: ReleaseRow) -> ReleaseInfo:
+    return ReleaseInfo(
+        release.product,
+        release.version,
+        {k: artifact_from_json(v) for k, v in release.artifacts.items()},
+        {str(k): str(v) for k, v in release.labels.items()},
+    )
+
+
+def flow_spec(release: ReleaseRow) -> FlowSpec:
+    assert release.flow_document is not None, "a triggered release keeps its flow"
+    return FlowSpec.model_validate(release.flow_document.get("spec") or {})
+
+
+def policy_body(promotion: PromotionRow) -> PolicyBody:
+    return PolicyBody.model_validate(promotion.policy.get("body") or {})
+
+
+def template_context(session: Session, release: ReleaseRow, environment: str | None) -> dict[str, Any]:
+    info = release_info(release)
+    ctx: dict[str, Any] = {
+        "release": {"product": info.product, "version": info.version, "labels": info.labels,
+                    "id": release.id},
+        "artifacts": {k: a.as_context() for k, a in info.artifacts.items()},
+        "product": {"name": info.product},
+        "flow": {"name": release.flow or "",
+                 "version": (release.flow_document or {}).get("spec", {}).get("version", "")},
+    }
+    if environment is not None:
+        envs = resources.environments(session)
+        spec, labels = envs.get(environment, (None, {}))
+        ctx["environment"] = {
+            "name": environment,
+            "type": spec.type if spec else "",
+            "labels": labels,
+            "settings": dict(spec.settings) if spec else {},
+        }
+    return ctx
+
+
+def deployed_at(session: Session, release_id: int, environment: str) -> datetime | None:
+    """When this release finished deploying to an environment, if it did and still holds it."""
+    row = session.scalars(
+        select(PromotionRow).where(
+            PromotionRow.release_id == release_id,
+            PromotionRow.environment == environment,
+            PromotionRow.deployed_at.is_not(None),
+            PromotionRow.state.in_([PromotionState.VERIFYING, PromotionState.SUCCEEDED]),
+        )
+    ).first()
+    return utc(row.deployed_at) if row and row.deployed_at else None
+
+
+def gate_context(
+    session: Session, release: ReleaseRow, promotion: PromotionRow, upstream: list[str],
+    phase: Literal["entry", "verify"], now: datetime,
+) -> GateContext:
+    return GateContext(
+        now=now,
+        release=release_info(release),
+        release_created_at=utc(release.created_at),
+        environment=promotion.environment,
+        phase=phase,
+        upstream=upstream,
+        deployed_at=lambda env: deployed_at(session, release.id, env),
+    )

@@ -1,0 +1,161 @@
+"""One reconcile pass: a session, the time it started, and the shared helpers of its steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conveyor.actions import ActionContext
+from conveyor.clock import utc
+from conveyor.engine.registry import Registry
+from conveyor.engine.runner import TaskRunner
+from conveyor.model.definitions import TaskDef
+from conveyor.model.states import PromotionState, ReleaseStatus, can_move
+from conveyor.store import audit
+from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
+
+FINAL_TASK = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class PassContext:
+    session: Session
+    now: datetime
+    registry: Registry
+    runner: TaskRunner
+    owner: str
+    workdir: Path
+    actor: str = "engine"
+    moved: bool = False
+    wake_times: list[datetime] = field(default_factory=list)
+
+    def wake_at(self, when: datetime | None) -> None:
+        if when is not None:
+            self.wake_times.append(utc(when))
+
+    # --- transitions, each one audited ---------------------------------------------
+
+    def move(self, p: PromotionRow, release: ReleaseRow, state: PromotionState,
+             message: str = "") -> None:
+        old = PromotionState(p.state)
+        if old == state:
+            return
+        if not can_move(old, state):
+            raise AssertionError(f"promotion {p.id}: {old} -> {state} is not a transition")
+        p.state = state
+        p.state_since = self.now
+        if message or state.final:
+            p.message = message
+        if state.final:
+            p.finished_at = self.now
+            p.wait_reason, p.wait_until = "", None
+        self.moved = True
+        audit.append(self.session, self.now, self.actor, f"promotion.{state}",
+                     f"{release.product}@{release.version}/{p.environment}",
+                     {"state": str(old)}, {"state": str(state), "message": message} if message
+                     else {"state": str(state)})
+
+    def set_status(self, release: ReleaseRow, status: ReleaseStatus, message: str = "") -> None:
+        old = release.status
+        if old == status:
+            return
+        release.status = status
+        if message:
+            release.message = message
+        if status in (ReleaseStatus.SUCCEEDED, ReleaseStatus.FAILED, ReleaseStatus.SUPERSEDED,
+                      ReleaseStatus.TERMINATED, ReleaseStatus.RECALLED):
+            release.finished_at = self.now
+        self.moved = True
+        audit.append(self.session, self.now, self.actor, f"release.{status}",
+                     f"{release.product}@{release.version}", {"status": old},
+                     {"status": str(status), "message": message} if message else {"status": str(status)})
+
+    # --- task stages ---------------------------------------------------------------
+
+    def drive_tasks(
+        self, release: ReleaseRow, promotion: PromotionRow | None, stage: str,
+        tasks: list[TaskDef], template: dict[str, Any],
+    ) -> tuple[str, str]:
+        """Start what is due, then say whether the stage is 'done', 'running' or 'failed'."""
+        scope = _scope(promotion)
+        generation = promotion.generation if promotion else release.generation
+        rows = {r.task: r for r in self.session.scalars(select(TaskRunRow).where(
+            TaskRunRow.release_id == release.id, TaskRunRow.scope == scope,
+            TaskRunRow.generation == generation, TaskRunRow.stage == stage))}
+        for task in tasks:
+            row = rows.get(task.name)
+            if row is None:
+                row = TaskRunRow(release_id=release.id, promotion_id=promotion.id if promotion else None,
+                                 scope=scope, generation=generation, stage=stage, task=task.name,
+                                 action=task.uses, status="queued", attempt=0)
+                self.session.add(row)
+                rows[task.name] = row
+            due = row.status == "queued" or (
+                row.status == "retrying" and row.next_attempt_at is not None
+                and utc(row.next_attempt_at) <= self.now
+            )
+            if due:
+                self._start(row, task, template)
+            elif row.status == "retrying":
+                self.wake_at(row.next_attempt_at)
+        self.session.flush()
+        for task in tasks:
+            row = rows[task.name]
+            if row.status in ("failed", "cancelled") and task.halt_on_error:
+                return "failed", f"task {task.name} {row.status}: {row.error or 'see its output'}"
+        if any(rows[t.name].status not in FINAL_TASK for t in tasks if t.wait_for_finish):
+            return "running", ""
+        return "done", ""
+
+    def _start(self, row: TaskRunRow, task: TaskDef, template: dict[str, Any]) -> None:
+        action = self.registry.actions.get(task.uses)
+        row.attempt += 1
+        row.started_at, row.finished_at, row.next_attempt_at = self.now, None, None
+        row.owner = self.owner
+        self.moved = True
+        if action is None:  # the plugin went away after apply
+            row.status, row.error = "failed", f"unknown action kind '{task.uses}'"
+            row.finished_at = self.now
+            return
+        row.status = "running"
+        self.session.flush()
+        ctx = ActionContext(raw=dict(task.with_), template=template, workdir=self.workdir,
+                            timeout_s=task.timeout.total_seconds())
+        self.runner.start(row.id, action, ctx)
+
+    def record(self, row: TaskRunRow, ok: bool, output: str, summary: str, retryable: bool,
+               task: TaskDef | None) -> None:
+        """Store a finished attempt; schedule a retry with exponential backoff if allowed."""
+        row.output, row.error, row.finished_at = output, "" if ok else summary, self.now
+        self.moved = True
+        if ok:
+            row.status = "succeeded"
+        elif retryable and task is not None and row.attempt <= task.retries:
+            row.status = "retrying"
+            row.next_attempt_at = self.now + task.backoff * (2 ** (row.attempt - 1))
+            self.wake_at(row.next_attempt_at)
+        else:
+            row.status = "failed"
+        audit.append(self.session, self.now, self.actor, f"task.{row.status}",
+                     f"{row.scope}/{row.stage}/{row.task}", None,
+                     {"attempt": row.attempt, "summary": summary})
+
+    def cancel_tasks(self, release_id: int, promotion: PromotionRow | None) -> None:
+        q = select(TaskRunRow).where(TaskRunRow.release_id == release_id,
+                                     TaskRunRow.status.in_(["running", "queued", "retrying"]))
+        if promotion is not None:
+            q = q.where(TaskRunRow.scope == _scope(promotion))
+        for row in self.session.scalars(q):
+            self.runner.cancel(row.id)
+            row.status, row.finished_at = "cancelled", self.now
+            row.error = row.error or "cancelled"
+
+
+def _scope(promotion: PromotionRow | None) -> str:
+    return "release" if promotion is None else f"{promotion.node}/{promotion.environment}"
+

@@ -1,0 +1,183 @@
+"""Moving one promotion through its plan: entry gates, workflow, verification, hooks."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from conveyor.clock import utc
+from conveyor.engine.context import gate_context, policy_body, template_context
+from conveyor.engine.passctx import PassContext
+from conveyor.model.gate import Fail, GateResult, Wait
+from conveyor.model.plan import Plan, Stage, build_plan
+from conveyor.model.release import newer
+from conveyor.model.states import PromotionState as P
+from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
+
+
+def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: list[str]) -> None:
+    """Move `p` as far as it can go now. Safe to call any number of times (level-triggered)."""
+    plan = build_plan(policy_body(p))
+    if p.fail_hooks_pending:
+        _run_fail_hooks(pc, release, p, plan)
+        return
+    if not P(p.state).active:
+        return
+    for _ in range(len(plan.stages) + 1):  # each turn passes one stage or returns
+        if p.cursor >= len(plan.stages):
+            break
+        stage = plan.stages[p.cursor]
+        if not _enter(pc, release, p, stage.phase):
+            return
+        passed = _gates(pc, release, p, stage, upstream) if stage.is_gate else _tasks(
+            pc, release, p, stage)
+        if not passed:
+            return
+        p.cursor += 1
+        p.wait_reason, p.wait_until = "", None
+        pc.moved = True
+    if not _enter(pc, release, p, "verifying"):
+        return
+    status, reason = _background(pc, p)
+    if status == "failed":
+        fail(pc, release, p, reason, plan)
+    elif status == "done":
+        pc.move(p, release, P.SUCCEEDED)
+
+
+def _enter(pc: PassContext, release: ReleaseRow, p: PromotionRow, phase: str) -> bool:
+    """Make the state match the phase of the stage at hand; False if it cannot yet."""
+    if phase == "waiting":
+        return True
+    if p.state == P.WAITING:
+        if not _claim_environment(pc, release, p):
+            return False
+        pc.move(p, release, P.RUNNING)
+        p.started_at = p.started_at or pc.now
+    if phase == "verifying" and p.state == P.RUNNING:
+        p.deployed_at = pc.now
+        pc.move(p, release, P.VERIFYING)
+    return True
+
+
+def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) -> bool:
+    """One promotion deploys to an environment at a time; never an older over a newer one."""
+    others = pc.session.execute(
+        select(PromotionRow, ReleaseRow)
+        .join(ReleaseRow, PromotionRow.release_id == ReleaseRow.id)
+        .where(PromotionRow.environment == p.environment, PromotionRow.id != p.id,
+               PromotionRow.state.in_([P.RUNNING, P.VERIFYING, P.SUCCEEDED]))
+    ).all()
+    for other, other_release in others:
+        if (other.state == P.SUCCEEDED and other_release.product == release.product
+                and newer(other_release.version, release.version)):
+            pc.move(p, release, P.SUPERSEDED,
+                    f"{other_release.product}@{other_release.version} is already deployed here")
+            return False
+    busy = [(o, r) for o, r in others if P(o.state).holds_environment]
+    if busy:
+        o, r = busy[0]
+        reason = f"environment busy: {r.product}@{r.version} is {o.state} in {p.environment}"
+        if p.wait_reason != reason:
+            p.wait_reason, p.wait_until = reason, None
+            pc.moved = True
+        return False
+    return True
+
+
+def _gates(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage,
+           upstream: list[str]) -> bool:
+    phase = "entry" if stage.key == "entry" else "verify"
+    ctx = gate_context(pc.session, release, p, upstream, phase, pc.now)
+    waits: list[Wait] = []
+    for position, entry in enumerate(stage.gates):
+        ((kind, raw),) = entry.items()
+        gate = pc.registry.gates.get(kind)
+        result: GateResult
+        if gate is None:
+            result = Fail(f"unknown gate kind '{kind}'")
+        else:
+            result = gate.evaluate(gate.Settings.model_validate(raw or {}), ctx)
+        _store_gate(pc, p, stage.key, position, kind, result)
+        if isinstance(result, Fail):
+            fail(pc, release, p, f"{kind}: {result.reason}", build_plan(policy_body(p)))
+            return False
+        if isinstance(result, Wait):
+            waits.append(result)
+    if not waits:
+        return True
+    timed = [w.until for w in waits if w.until is not None]
+    until = max(timed) if timed else None
+    reason = "; ".join(w.reason for w in waits)
+    if (p.wait_reason, p.wait_until and utc(p.wait_until)) != (reason, until):
+        p.wait_reason, p.wait_until = reason, until
+        pc.moved = True
+    pc.wake_at(until)
+    return False
+
+
+def _store_gate(pc: PassContext, p: PromotionRow, stage: str, position: int, kind: str,
+                result: GateResult) -> None:
+    row = pc.session.scalars(select(GateResultRow).where(
+        GateResultRow.promotion_id == p.id, GateResultRow.generation == p.generation,
+        GateResultRow.stage == stage, GateResultRow.position == position)).first()
+    if row is None:
+        row = GateResultRow(promotion_id=p.id, generation=p.generation, stage=stage,
+                            position=position, kind=kind)
+        pc.session.add(row)
+    until = result.until if isinstance(result, Wait) else None
+    if (row.result, row.reason, row.until) != (result.kind, result.reason, until):
+        row.result, row.reason, row.until = result.kind, result.reason, until
+    row.evaluated_at = pc.now
+
+
+def _tasks(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage) -> bool:
+    template = template_context(pc.session, release, p.environment)
+    status, reason = pc.drive_tasks(release, p, stage.key, stage.tasks, template)
+    if status == "failed":
+        fail(pc, release, p, reason, build_plan(policy_body(p)))
+    if status == "running" and p.wait_reason:
+        p.wait_reason, p.wait_until = "", None
+    return status == "done"
+
+
+def _background(pc: PassContext, p: PromotionRow) -> tuple[str, str]:
+    """Tasks started with wait_for_finish: false must end before the promotion does."""
+    rows = pc.session.scalars(select(TaskRunRow).where(
+        TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation)).all()
+    plan = build_plan(policy_body(p))
+    halting = {(s.key, t.name) for s in plan.stages for t in s.tasks if t.halt_on_error}
+    for r in rows:
+        if r.status in ("failed", "cancelled") and (r.stage, r.task) in halting:
+            return "failed", f"task {r.task} {r.status}: {r.error or 'see its output'}"
+    if any(r.status not in ("succeeded", "failed", "cancelled") for r in rows
+           if not r.stage.startswith("hook.onFail")):
+        return "running", ""
+    return "done", ""
+
+
+def fail(pc: PassContext, release: ReleaseRow, p: PromotionRow, reason: str, plan: Plan) -> None:
+    pc.cancel_tasks(release.id, p)
+    pc.move(p, release, P.FAILED, reason)
+    p.fail_hooks_pending = bool(plan.on_fail)
+    if p.fail_hooks_pending:
+        _run_fail_hooks(pc, release, p, plan)
+
+
+def _run_fail_hooks(pc: PassContext, release: ReleaseRow, p: PromotionRow, plan: Plan) -> None:
+    template = template_context(pc.session, release, p.environment)
+    status, reason = pc.drive_tasks(release, p, "hook.onFail", plan.on_fail, template)
+    if status == "running":
+        return
+    p.fail_hooks_pending = False
+    if status == "failed":
+        p.message = f"{p.message}; onFail hook: {reason}"
+    pc.moved = True
+
+
+def is_ready(parents: list[PromotionRow]) -> bool:
+    return all(q.state == P.SUCCEEDED for q in parents)
+
+
+def blocked_by(parents: list[PromotionRow]) -> PromotionRow | None:
+    return next((q for q in parents if q.state in (P.FAILED, P.REJECTED, P.TERMINATED)), None)
+

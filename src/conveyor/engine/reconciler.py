@@ -1,0 +1,210 @@
+"""The engine: level-triggered passes that move every open release as far as it can go.
+
+A pass reads the state, never remembers it: after a crash, a restart or a duplicated
+event, the next pass does the right thing. The engine sleeps until the earliest time a
+gate or a retry asked for, or until woken by an event (a task finished, a write).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from conveyor.clock import Clock
+from conveyor.engine.context import flow_spec, policy_body, template_context
+from conveyor.engine.passctx import PassContext
+from conveyor.engine.promotions import advance, is_ready
+from conveyor.engine.registry import Registry, default_registry
+from conveyor.engine.runner import TaskRunner
+from conveyor.model.definitions import TaskDef
+from conveyor.model.flow import build_graph
+from conveyor.model.plan import Stage, build_plan, release_plan
+from conveyor.model.states import PromotionState as P
+from conveyor.model.states import ReleaseStatus as R
+from conveyor.store import Store
+from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
+
+MAX_PASSES_PER_STEP = 50  # passes in a row without sleeping before `run_until_idle` rests
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    moved: bool
+    next_at: datetime | None
+    inflight: int
+
+
+class Engine:
+    def __init__(self, store: Store, clock: Clock, registry: Registry | None = None,
+                 workdir: Path | None = None, max_workers: int = 64) -> None:
+        self.store = store
+        self.clock = clock
+        self.registry = registry or default_registry()
+        self.workdir = workdir or Path.cwd()
+        self.runner = TaskRunner(max_workers)
+        self.owner = f"engine-{uuid.uuid4().hex[:12]}"
+        self.wake = self.runner.wake
+        self._stop = threading.Event()
+
+    # --- one pass ------------------------------------------------------------------
+
+    def run_pass(self) -> PassOutcome:
+        self.wake.clear()
+        with self.store.session() as session:
+            pc = PassContext(session, self.clock.now(), self.registry, self.runner, self.owner,
+                             self.workdir)
+            self._collect(pc)
+            releases = session.scalars(
+                select(ReleaseRow).where(ReleaseRow.status.in_([R.RUNNING, R.FAILED]))
+                .order_by(ReleaseRow.id)).all()
+            for release in releases:
+                self._release(pc, release)
+            for p in session.scalars(select(PromotionRow).where(
+                    PromotionRow.state == P.WAITING, PromotionRow.wait_until.is_not(None))):
+                pc.wake_at(p.wait_until)
+            for r in session.scalars(select(TaskRunRow).where(TaskRunRow.status == "retrying")):
+                pc.wake_at(r.next_attempt_at)
+            next_at = min(pc.wake_times) if pc.wake_times else None
+        return PassOutcome(pc.moved, next_at, self.runner.inflight)
+
+    def _collect(self, pc: PassContext) -> None:
+        """Store finished tasks; re-queue tasks a previous engine left running (resume)."""
+        for done in self.runner.collect():
+            row = pc.session.get(TaskRunRow, done.run_id)
+            if row is None:
+                continue
+            if row.status == "cancelled":  # stopped on purpose; keep what it printed
+                row.output = done.result.output
+                continue
+            pc.record(row, done.result.ok, done.result.output, done.result.summary,
+                      done.result.retryable, self._task_def(pc, row))
+        stopped = pc.session.scalars(
+            select(TaskRunRow).join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
+            .where(TaskRunRow.status == "running", ReleaseRow.status == R.TERMINATED))
+        for row in stopped:
+            self.runner.cancel(row.id)
+            row.status, row.finished_at, row.error = "cancelled", pc.now, "release terminated"
+            pc.moved = True
+        orphans = pc.session.scalars(select(TaskRunRow).where(
+            TaskRunRow.status == "running", TaskRunRow.owner != self.owner))
+        for row in orphans:
+            # Actions are idempotent: running it again finishes what the dead engine began.
+            row.status, row.attempt = "queued", max(0, row.attempt - 1)
+            pc.moved = True
+
+    def _task_def(self, pc: PassContext, row: TaskRunRow) -> TaskDef | None:
+        if row.promotion_id is not None:
+            p = pc.session.get(PromotionRow, row.promotion_id)
+            plan = build_plan(policy_body(p)) if p else None
+            stage = plan.stage(row.stage) if plan else None
+            tasks = stage.tasks if stage else (plan.on_fail if plan else [])
+        else:
+            release = pc.session.get(ReleaseRow, row.release_id)
+            hooks = flow_spec(release).hooks if release else None
+            tasks = [*hooks.onStart, *hooks.onSuccess, *hooks.onFail] if hooks else []
+        return next((t for t in tasks if t.name == row.task), None)
+
+    # --- one release ---------------------------------------------------------------
+
+    def _release(self, pc: PassContext, release: ReleaseRow) -> None:
+        flow = flow_spec(release)
+        graph, _ = build_graph(flow)
+        start, finish, on_fail = release_plan(flow.hooks)
+        template = template_context(pc.session, release, None)
+        done = list(release.hooks_done)
+
+        if release.status == R.RUNNING and start and start.key not in done:
+            status, reason = pc.drive_tasks(release, None, start.key, start.tasks, template)
+            if status == "running":
+                return
+            if status == "failed":
+                pc.set_status(release, R.FAILED, f"release onStart hook: {reason}")
+            else:
+                release.hooks_done = [*done, start.key]
+                done = release.hooks_done
+
+        promotions = pc.session.scalars(select(PromotionRow).where(
+            PromotionRow.release_id == release.id).order_by(PromotionRow.id)).all()
+        by_node: dict[str, list[PromotionRow]] = {}
+        for p in promotions:
+            by_node.setdefault(p.node, []).append(p)
+        if release.status == R.RUNNING or any(p.state != P.PENDING for p in promotions):
+            for node in graph.order():
+                parents = [q for parent in graph.nodes[node].parents for q in by_node.get(parent, [])]
+                upstream = sorted({q.environment for q in parents})
+                for p in by_node.get(node, []):
+                    if p.state == P.PENDING:
+                        if release.status != R.RUNNING or not is_ready(parents):
+                            continue
+                        pc.move(p, release, P.WAITING)
+                    advance(pc, release, p, upstream)
+
+        self._conclude(pc, release, promotions, finish, on_fail, template)
+
+    def _conclude(self, pc: PassContext, release: ReleaseRow, promotions: list[PromotionRow],
+                  finish: Stage | None, on_fail: list[TaskDef], template: dict[str, Any]) -> None:
+        states = [P(p.state) for p in promotions]
+        if release.status == R.RUNNING and all(s == P.SUCCEEDED for s in states):
+            if finish and finish.key not in release.hooks_done:
+                status, reason = pc.drive_tasks(release, None, finish.key, finish.tasks, template)
+                if status == "running":
+                    return
+                if status == "failed":
+                    pc.set_status(release, R.FAILED, f"release onSuccess hook: {reason}")
+                    return
+                release.hooks_done = [*release.hooks_done, finish.key]
+            pc.set_status(release, R.SUCCEEDED)
+            return
+        if release.status == R.RUNNING and any(s in (P.FAILED, P.REJECTED) for s in states):
+            failed = [p for p in promotions if p.state in (P.FAILED, P.REJECTED)]
+            pc.set_status(release, R.FAILED,
+                          "; ".join(f"{p.environment}: {p.message}" for p in failed))
+        elif release.status == R.RUNNING and any(s == P.SUPERSEDED for s in states) and not any(
+                s.active for s in states):
+            pc.set_status(release, R.SUPERSEDED, "a newer release reached an environment first")
+        if release.status == R.FAILED and on_fail and "release.onFail" not in release.hooks_done:
+            status, _ = pc.drive_tasks(release, None, "release.onFail", on_fail, template)
+            if status != "running":
+                release.hooks_done = [*release.hooks_done, "release.onFail"]
+
+    # --- loops -----------------------------------------------------------------------
+
+    def run_until_idle(self, max_passes: int = 100_000) -> PassOutcome:
+        """Passes until nothing can move: no task in flight and nothing due.
+
+        Waits for timed gates and retries through the clock (a controllable clock jumps).
+        """
+        outcome = PassOutcome(False, None, 0)
+        for _ in range(max_passes):
+            outcome = self.run_pass()
+            if outcome.moved:
+                continue
+            if outcome.inflight:
+                self.wake.wait()  # a task thread sets it when it finishes
+                continue
+            if outcome.next_at is None:
+                return outcome
+            self.clock.sleep_until(outcome.next_at, self.wake)
+        return outcome
+
+    def serve(self) -> None:
+        """Run until `stop()`; sleep until the next due time or an event."""
+        while not self._stop.is_set():
+            outcome = self.run_pass()
+            if outcome.moved:
+                continue
+            self.clock.sleep_until(outcome.next_at, self.wake)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+
+    def close(self) -> None:
+        self.runner.shutdown()
+

@@ -1,0 +1,136 @@
+"""Definitions in the store: apply (all or nothing, one revision each), get, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from conveyor.errors import Conflict, NotFound
+from conveyor.model.definitions import (
+    KINDS,
+    EnvironmentSpec,
+    FlowSpec,
+    PolicySpec,
+    ProductSpec,
+    Strict,
+)
+from conveyor.spec import Definition, SourceDoc, validate_batch
+from conveyor.engine.registry import Registry
+from conveyor.store import audit
+from conveyor.store.tables import ResourceRow
+
+
+@dataclass(frozen=True)
+class Current:
+    """The newest revision of one definition."""
+
+    kind: str
+    name: str
+    revision: int
+    labels: dict[str, str]
+    spec: Any
+    document: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def _latest(session: Session, kind: str | None = None) -> list[ResourceRow]:
+    newest = (
+        select(ResourceRow.kind, ResourceRow.name, func.max(ResourceRow.revision).label("rev"))
+        .group_by(ResourceRow.kind, ResourceRow.name)
+        .subquery()
+    )
+    q = select(ResourceRow).join(
+        newest,
+        (ResourceRow.kind == newest.c.kind)
+        & (ResourceRow.name == newest.c.name)
+        & (ResourceRow.revision == newest.c.rev),
+    ).where(ResourceRow.deleted.is_(False))
+    if kind:
+        q = q.where(ResourceRow.kind == kind)
+    return list(session.scalars(q.order_by(ResourceRow.kind, ResourceRow.name)))
+
+
+def _current(row: ResourceRow) -> Current:
+    doc = row.document
+    spec: Strict = KINDS[row.kind].model_validate(doc.get("spec") or {})
+    labels = dict((doc.get("metadata") or {}).get("labels") or {})
+    return Current(row.kind, row.name, row.revision, labels, spec, doc)
+
+
+def list_current(session: Session, kind: str | None = None) -> list[Current]:
+    return [_current(r) for r in _latest(session, kind)]
+
+
+def get_current(session: Session, kind: str, name: str) -> Current:
+    for r in _latest(session, kind):
+        if r.name == name:
+            return _current(r)
+    raise NotFound(f"{kind}/{name} does not exist (see `conveyor get {kind}`)")
+
+
+def environments(session: Session) -> dict[str, tuple[EnvironmentSpec, dict[str, str]]]:
+    return {c.name: (c.spec, c.labels) for c in list_current(session, "Environment")}
+
+
+def policies(session: Session) -> dict[str, PolicySpec]:
+    return {c.name: c.spec for c in list_current(session, "PromotionPolicy")}
+
+
+def products(session: Session) -> dict[str, ProductSpec]:
+    return {c.name: c.spec for c in list_current(session, "Product")}
+
+
+def flow(session: Session, name: str) -> tuple[FlowSpec, int, dict[str, Any]]:
+    c = get_current(session, "PromotionFlow", name)
+    return c.spec, c.revision, c.document
+
+
+def apply(session: Session, docs: list[SourceDoc], registry: Registry, actor: str,
+          now: Any) -> list[tuple[Definition, str]]:
+    """Validate the batch against what is stored, then write it; unchanged ones are skipped.
+
+    Returns each definition with what happened to it: created, configured or unchanged.
+    """
+    envs = {name: labels for name, (_, labels) in environments(session).items()}
+    validated = validate_batch(docs, registry, envs, set(products(session)))
+    current = {(r.kind, r.name): r for r in _latest(session)}
+    revisions = dict(
+        session.execute(
+            select(ResourceRow.kind + "/" + ResourceRow.name, func.max(ResourceRow.revision))
+            .group_by(ResourceRow.kind, ResourceRow.name)
+        ).all()
+    )
+    outcome: list[tuple[Definition, str]] = []
+    for d in validated:
+        old = current.get((d.kind, d.name))
+        if old is not None and old.document == d.document:
+            outcome.append((d, "unchanged"))
+            continue
+        revision = int(revisions.get(d.ref) or 0) + 1
+        session.add(ResourceRow(kind=d.kind, name=d.name, revision=revision, document=d.document,
+                                source=f"{d.file}:{d.line}", applied_by=actor, applied_at=now))
+        audit.append(session, now, actor, "apply", d.ref,
+                     old.document if old else None, {"revision": revision, **d.document})
+        outcome.append((d, "configured" if old else "created"))
+    return outcome
+
+
+def delete(session: Session, kind: str, name: str, actor: str, now: Any) -> int:
+    c = get_current(session, kind, name)
+    if kind == "Environment" or kind == "Product":
+        for f in list_current(session, "PromotionFlow"):
+            spec: FlowSpec = f.spec
+            used = {spec.triggerEnvironment, *(n.name for n in spec.environments)}
+            if (kind == "Environment" and name in used) or (kind == "Product" and spec.product == name):
+                raise Conflict(f"{kind}/{name} is used by PromotionFlow/{f.name}: change or delete "
+                               "that flow first")
+    session.add(ResourceRow(kind=kind, name=name, revision=c.revision + 1, document=c.document,
+                            deleted=True, applied_by=actor, applied_at=now))
+    audit.append(session, now, actor, "delete", c.ref, c.document, None)
+    return c.revision + 1

@@ -1,0 +1,119 @@
+"""Conveyor's operations in one place: what the CLI (and later the API) call.
+
+Each method is one unit of work in the store, audited under the caller's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from conveyor.clock import Clock, SystemClock
+from conveyor.engine import releases, resources
+from conveyor.engine.reconciler import Engine, PassOutcome
+from conveyor.engine.registry import Registry, default_registry
+from conveyor.engine.view import ReleaseView, build
+from conveyor.model.definitions import canonical_kind
+from conveyor.model.policy import MergedPolicy, Target, merge
+from conveyor.spec import Definition, SourceDoc, load_paths
+from conveyor.store import Store, audit, open_store
+from conveyor.store.tables import ReleaseRow
+
+
+class Conveyor:
+    def __init__(self, store: Store, clock: Clock | None = None, registry: Registry | None = None,
+                 actor: str = "anonymous", workdir: Path | None = None) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.registry = registry or default_registry()
+        self.actor = actor
+        self.workdir = workdir or Path.cwd()
+        self._engine: Engine | None = None
+
+    @classmethod
+    def open(cls, url: str | None = None, **kwargs: Any) -> Conveyor:
+        return cls(open_store(url), **kwargs)
+
+    # --- definitions -------------------------------------------------------------------
+
+    def apply(self, paths: list[str | Path] | None = None,
+              docs: list[SourceDoc] | None = None) -> list[tuple[Definition, str]]:
+        docs = docs if docs is not None else load_paths(paths or [])
+        with self.store.session() as s:
+            return resources.apply(s, docs, self.registry, self.actor, self.clock.now())
+
+    def get(self, kind: str, name: str | None = None) -> list[resources.Current]:
+        kind = canonical_kind(kind)
+        with self.store.session() as s:
+            if name:
+                return [resources.get_current(s, kind, name)]
+            return resources.list_current(s, kind)
+
+    def delete(self, kind: str, name: str) -> int:
+        with self.store.session() as s:
+            return resources.delete(s, canonical_kind(kind), name, self.actor, self.clock.now())
+
+    def explain(self, product: str, environment: str) -> MergedPolicy:
+        with self.store.session() as s:
+            resources.get_current(s, "Product", product)
+            env = resources.get_current(s, "Environment", environment)
+            return merge(resources.policies(s),
+                         Target(product, environment, env.spec.type, env.labels))
+
+    # --- releases ----------------------------------------------------------------------
+
+    def create_release(self, product: str, version: str, artifacts: dict[str, str],
+                       labels: dict[str, str] | None = None) -> ReleaseRow:
+        with self.store.session() as s:
+            return releases.create(s, product, version, artifacts, labels or {}, self.actor,
+                                   self.clock.now())
+
+    def trigger(self, flow: str, ref: str) -> ReleaseRow:
+        with self.store.session() as s:
+            return releases.trigger(s, flow, releases.find(s, ref), self.actor, self.clock.now())
+
+    def label(self, ref: str, labels: dict[str, str], remove: list[str] | None = None) -> None:
+        with self.store.session() as s:
+            releases.set_labels(s, releases.find(s, ref), labels, remove or [], self.actor,
+                                self.clock.now())
+
+    def retry(self, ref: str) -> list[str]:
+        with self.store.session() as s:
+            return releases.retry(s, releases.find(s, ref), self.actor, self.clock.now())
+
+    def terminate(self, ref: str) -> None:
+        with self.store.session() as s:
+            releases.terminate(s, releases.find(s, ref), self.actor, self.clock.now())
+
+    def show(self, ref: str) -> ReleaseView:
+        with self.store.session() as s:
+            return build(s, releases.find(s, ref), self.clock.now())
+
+    def list_releases(self, product: str | None = None) -> list[ReleaseRow]:
+        with self.store.session() as s:
+            q = select(ReleaseRow).order_by(ReleaseRow.id)
+            if product:
+                q = q.where(ReleaseRow.product == product)
+            return list(s.scalars(q))
+
+    # --- the engine and the audit trail ------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self.store, self.clock, self.registry, self.workdir)
+        return self._engine
+
+    def run_until_idle(self) -> PassOutcome:
+        return self.engine.run_until_idle()
+
+    def verify_audit(self) -> tuple[int, list[str]]:
+        with self.store.session() as s:
+            return audit.verify(s)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        self.store.close()

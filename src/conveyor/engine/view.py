@@ -1,0 +1,134 @@
+"""The release view: the flow's structure with each node's state, since when, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conveyor.clock import utc
+from conveyor.engine.context import flow_spec
+from conveyor.model.duration import format_duration
+from conveyor.model.flow import build_graph
+from conveyor.model.states import PromotionState as P
+from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
+
+
+@dataclass(frozen=True)
+class TaskView:
+    stage: str
+    task: str
+    action: str
+    status: str
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str
+    output: str
+
+
+@dataclass(frozen=True)
+class NodeView:
+    node: str
+    environment: str
+    state: str
+    since: datetime
+    detail: str  # "waiting: soak 2h in qa, 1h12m left", "blocked by failure in qa", ...
+    started_at: datetime | None
+    deployed_at: datetime | None
+    finished_at: datetime | None
+    parents: list[str]
+    tasks: list[TaskView] = field(default_factory=list)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    product: str
+    version: str
+    status: str
+    flow: str | None
+    flow_version: str
+    created_at: datetime
+    triggered_at: datetime | None
+    finished_at: datetime | None
+    artifacts: dict[str, Any]
+    labels: dict[str, Any]
+    message: str
+    levels: list[list[NodeView]]
+    release_tasks: list[TaskView]
+
+    @property
+    def nodes(self) -> list[NodeView]:
+        return [n for level in self.levels for n in level]
+
+
+def _tasks(rows: list[TaskRunRow]) -> list[TaskView]:
+    return [TaskView(r.stage, r.task, r.action, r.status, r.attempt,
+                     utc(r.started_at) if r.started_at else None,
+                     utc(r.finished_at) if r.finished_at else None, r.error, r.output)
+            for r in rows]
+
+
+def detail(p: PromotionRow, parents: list[PromotionRow], now: datetime) -> str:
+    state = P(p.state)
+    if state == P.PENDING:
+        bad = next((q for q in parents if q.state in (P.FAILED, P.REJECTED, P.TERMINATED)), None)
+        if bad is not None:
+            return f"blocked by the {bad.state} promotion in {bad.environment}"
+        waiting_on = sorted({q.environment for q in parents if q.state != P.SUCCEEDED})
+        return f"after {', '.join(waiting_on)}" if waiting_on else ""
+    if state == P.WAITING or (state == P.VERIFYING and p.wait_reason):
+        if not p.wait_reason:
+            return "ready"
+        if p.wait_until is not None:
+            left = utc(p.wait_until) - now
+            return f"{p.wait_reason}, {format_duration(left)} left" if left.total_seconds() > 0 \
+                else f"{p.wait_reason}, due now"
+        return p.wait_reason
+    return p.message
+
+
+def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
+    promotions = session.scalars(select(PromotionRow).where(
+        PromotionRow.release_id == release.id).order_by(PromotionRow.id)).all()
+    tasks = session.scalars(select(TaskRunRow).where(
+        TaskRunRow.release_id == release.id).order_by(TaskRunRow.id)).all()
+    by_node: dict[str, list[PromotionRow]] = {}
+    for p in promotions:
+        by_node.setdefault(p.node, []).append(p)
+    levels: list[list[NodeView]] = []
+    flow_version = ""
+    if release.flow_document is not None:
+        spec = flow_spec(release)
+        flow_version = spec.version
+        graph, _ = build_graph(spec)
+        for level in graph.levels():
+            row: list[NodeView] = []
+            for node in level:
+                parents = [q for par in graph.nodes[node].parents for q in by_node.get(par, [])]
+                for p in by_node.get(node, []):
+                    gates = session.scalars(select(GateResultRow).where(
+                        GateResultRow.promotion_id == p.id,
+                        GateResultRow.generation == p.generation).order_by(GateResultRow.id)).all()
+                    row.append(NodeView(
+                        node, p.environment, p.state, utc(p.state_since), detail(p, parents, now),
+                        utc(p.started_at) if p.started_at else None,
+                        utc(p.deployed_at) if p.deployed_at else None,
+                        utc(p.finished_at) if p.finished_at else None,
+                        list(graph.nodes[node].parents),
+                        _tasks([t for t in tasks if t.promotion_id == p.id]),
+                        [{"stage": g.stage, "kind": g.kind, "result": g.result,
+                          "reason": g.reason} for g in gates],
+                    ))
+            levels.append(row)
+    return ReleaseView(
+        release.product, release.version, release.status, release.flow, flow_version,
+        utc(release.created_at), utc(release.triggered_at) if release.triggered_at else None,
+        utc(release.finished_at) if release.finished_at else None, dict(release.artifacts),
+        dict(release.labels), release.message, levels,
+        _tasks([t for t in tasks if t.promotion_id is None]),
+    )

@@ -1,0 +1,69 @@
+"""One exception root; each subclass says what went wrong.
+
+The CLI maps these to exit codes in one table (cli/errors.py); the API will map them
+to HTTP statuses the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ConveyorError(Exception):
+    """Root of every error Conveyor raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition: where it is, which field, what to do."""
+
+    message: str
+    file: str = "<input>"
+    line: int | None = None
+    field: str = ""
+    resource: str = ""
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        parts = [where]
+        if self.resource:
+            parts.append(self.resource)
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        return f"{': '.join(parts)}: {self.message}"
+
+
+class DefinitionError(ConveyorError):
+    """A definition (YAML, a release, a template) is invalid; nothing was applied."""
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class NotFound(ConveyorError):
+    """A named thing does not exist."""
+
+
+class Conflict(ConveyorError):
+    """The request contradicts the current state (a version created twice, a full queue)."""
+
+
+class Forbidden(ConveyorError):
+    """The caller may not do this."""
+
+
+class ActionError(ConveyorError):
+    """An action failed."""
+
+
+class TransientError(ActionError):
+    """An action failed in a way that may pass on a retry (network, lock, timeout)."""
+
+
+class TerminalError(ActionError):
+    """An action failed in a way a retry will not fix (bad input, missing file)."""

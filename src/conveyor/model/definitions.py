@@ -1,0 +1,238 @@
+"""The YAML resource kinds as pydantic models (validated shape; no I/O).
+
+Specs are stored as the plain dicts users wrote and parsed back through these models,
+so a stored definition always means what `conveyor apply` checked.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from conveyor.model.duration import check_limit, format_duration, parse_duration
+
+API_VERSION = "conveyor.dev/v1"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
+MAX_TASK_TIMEOUT = timedelta(days=1)
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^(\d+(w|d|h|m|s))+$", "examples": ["2h"]}),
+]
+
+
+class Strict(BaseModel):
+    """Every definition model refuses fields it does not know."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Metadata(Strict):
+    name: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Document(Strict):
+    apiVersion: Literal["conveyor.dev/v1"]
+    kind: str
+    metadata: Metadata
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- Product -------------------------------------------------------------------------
+
+
+class ArtifactDef(Strict):
+    name: Name
+    type: Literal["image", "git", "chart", "file"] = "image"
+    repository: str = ""
+
+
+class RolloutCriteria(Strict):
+    """Seed 001: the share of time entities must be healthy / may be unhealthy."""
+
+    healthyThreshold: float = Field(0.95, ge=0.0, le=1.0)
+    unhealthyThreshold: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class ProductSpec(Strict):
+    description: str = ""
+    artifacts: list[ArtifactDef] = Field(default_factory=list)
+    rolloutCriteria: RolloutCriteria = Field(default_factory=RolloutCriteria)
+
+    @model_validator(mode="after")
+    def _unique_artifacts(self) -> ProductSpec:
+        _unique([a.name for a in self.artifacts], "artifact")
+        return self
+
+
+# --- Environment ---------------------------------------------------------------------
+
+
+class EnvironmentSpec(Strict):
+    type: Literal["non-production", "production"] = "non-production"
+    description: str = ""
+    settings: dict[str, str] = Field(default_factory=dict)
+
+
+# --- Workflows and policies ----------------------------------------------------------
+
+
+class TaskDef(Strict):
+    name: Name
+    uses: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    halt_on_error: bool = True
+    wait_for_finish: bool = True
+    retries: int = Field(0, ge=0, le=20)
+    backoff: Duration = timedelta(seconds=1)
+    timeout: Duration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _timeout_limit(self) -> TaskDef:
+        check_limit(self.timeout, MAX_TASK_TIMEOUT, "timeout")
+        return self
+
+
+class StepDef(Strict):
+    name: Name
+    tasks: list[TaskDef] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> StepDef:
+        _unique([t.name for t in self.tasks], "task")
+        return self
+
+
+class WorkflowDef(Strict):
+    steps: list[StepDef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> WorkflowDef:
+        _unique([s.name for s in self.steps], "step")
+        return self
+
+
+class Hooks(Strict):
+    onStart: list[TaskDef] = Field(default_factory=list)
+    onSuccess: list[TaskDef] = Field(default_factory=list)
+    onFail: list[TaskDef] = Field(default_factory=list)
+
+
+# A gate is written `{kind: {settings}}`; its settings are checked by the gate's own model.
+GateEntry = dict[str, Any]
+
+
+class PolicyBody(Strict):
+    """What a node requires. A field left out (None) is inherited when policies merge."""
+
+    gates: list[GateEntry] | None = None
+    workflow: WorkflowDef | None = None
+    verify: list[dict[str, Any]] | None = None
+    hooks: Hooks | None = None
+
+
+POLICY_FIELDS = ("gates", "workflow", "verify", "hooks")
+
+
+class EnvironmentSelector(Strict):
+    names: list[str] | None = None
+    types: list[Literal["non-production", "production"]] | None = None
+    labels: dict[str, str] | None = None
+
+
+class PolicySelector(Strict):
+    products: list[str] | None = None
+    environments: EnvironmentSelector | None = None
+
+
+class PolicySpec(PolicyBody):
+    priority: int = 0
+    selector: PolicySelector = Field(default_factory=PolicySelector)
+
+
+# --- Flow ----------------------------------------------------------------------------
+
+
+class ChannelRef(Strict):
+    labels: dict[str, str] = Field(min_length=1)
+
+
+class FlowNode(Strict):
+    """One node: an environment (by `name`) or a channel (a label selector, named by `name`)."""
+
+    name: Name
+    channel: ChannelRef | None = None
+    dependsOn: list[str] = Field(default_factory=list)
+    policy: PolicyBody | None = None
+
+
+class Concurrency(Strict):
+    mode: Literal["queue", "supersede"] = "queue"
+    limit: int = Field(50, ge=1, le=10_000)
+
+
+class FlowSpec(Strict):
+    version: str = Field(pattern=r"^\d+(\.\d+){0,2}$")
+    product: Name
+    triggerEnvironment: Name
+    description: str = ""
+    environments: list[FlowNode] = Field(default_factory=list)
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+    autoTrigger: bool = False
+    hooks: Hooks = Field(default_factory=Hooks)
+
+
+KINDS: dict[str, type[Strict]] = {
+    "Product": ProductSpec,
+    "Environment": EnvironmentSpec,
+    "PromotionFlow": FlowSpec,
+    "PromotionPolicy": PolicySpec,
+}
+ALIASES = {
+    "product": "Product",
+    "products": "Product",
+    "environment": "Environment",
+    "environments": "Environment",
+    "env": "Environment",
+    "envs": "Environment",
+    "flow": "PromotionFlow",
+    "flows": "PromotionFlow",
+    "promotionflow": "PromotionFlow",
+    "promotionflows": "PromotionFlow",
+    "policy": "PromotionPolicy",
+    "policies": "PromotionPolicy",
+    "promotionpolicy": "PromotionPolicy",
+    "promotionpolicies": "PromotionPolicy",
+}
+
+
+def canonical_kind(text: str) -> str:
+    if text in KINDS:
+        return text
+    kind = ALIASES.get(text.lower())
+    if kind is None:
+        raise ValueError(f"unknown kind '{text}': use one of {', '.join(KINDS)}")
+    return kind
+
+
+def _unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"{what} '{n}' appears twice; {what} names must be unique")
+        seen.add(n)

@@ -1,0 +1,85 @@
+"""Releases: immutable snapshots of a product with pinned artifacts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import semver
+
+from conveyor.model.definitions import ArtifactDef
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    type: str
+    ref: str  # what was given: registry/web@sha256:..., a commit SHA, a chart version
+    repository: str = ""
+    digest: str = ""
+    version: str = ""
+
+    def as_context(self) -> dict[str, str]:
+        return {
+            "name": self.name, "type": self.type, "ref": self.ref,
+            "repository": self.repository, "digest": self.digest, "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    product: str
+    version: str
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def parse_version(text: str) -> semver.Version:
+    try:
+        return semver.Version.parse(text.removeprefix("v"))
+    except ValueError:
+        raise ValueError(
+            f"'{text}' is not a semantic version: write MAJOR.MINOR.PATCH such as 1.2.3"
+        ) from None
+
+
+def newer(a: str, b: str) -> bool:
+    """True when version `a` is newer than `b`."""
+    return parse_version(a) > parse_version(b)
+
+
+def pin_artifact(name: str, value: str, declared: ArtifactDef | None) -> Artifact:
+    """Turn `registry/web@sha256:...` (or a commit SHA, a chart version) into a pinned artifact."""
+    kind = declared.type if declared else ("git" if _COMMIT.match(value) else "image")
+    repo = declared.repository if declared else ""
+    if kind == "image":
+        repository, _, digest = value.rpartition("@")
+        if not _DIGEST.match(digest):
+            raise ValueError(
+                f"artifact '{name}' is not pinned: give an image digest such as "
+                f"{repo or 'registry/' + name}@sha256:<64 hex>, not a tag"
+            )
+        return Artifact(name, kind, value, repository or repo, digest)
+    if kind == "git":
+        repository, _, sha = value.rpartition("@")
+        if not _COMMIT.match(sha):
+            raise ValueError(f"artifact '{name}' is not pinned: give a full 40-hex commit SHA")
+        return Artifact(name, kind, value, repository or repo, sha, sha)
+    if not value or value in ("latest", "*"):
+        raise ValueError(f"artifact '{name}' is not pinned: give an exact version")
+    return Artifact(name, kind, value, repo, "", value.rpartition("@")[2] or value)
+
+
+def artifact_to_json(a: Artifact) -> dict[str, Any]:
+    return a.as_context()
+
+
+def artifact_from_json(d: dict[str, Any]) -> Artifact:
+    return Artifact(
+        d["name"], d["type"], d["ref"], d.get("repository", ""), d.get("digest", ""),
+        d.get("version", ""),
+    )

@@ -1,0 +1,89 @@
+"""Apply-time checks of gates and tasks inside a policy: known kinds, settings, templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from conveyor.model.definitions import TaskDef
+from conveyor.model.plugins import Catalog
+from conveyor.model.template import TemplateError, check_shape, strings_in
+from conveyor.spec.loader import Path
+
+Finding = tuple[Path, str]
+
+
+def settings_errors(model: type[BaseModel], value: Any, path: Path) -> list[Finding]:
+    """The problems pydantic finds in `value`, as (path, message) with friendly wording."""
+    try:
+        model.model_validate(value if value is not None else {})
+    except ValidationError as exc:
+        out: list[Finding] = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown field '{loc[-1]}': check its spelling (`conveyor schema` lists the fields)"
+            elif err["type"] == "missing":
+                msg = f"required field '{loc[-1]}' is missing"
+            else:
+                msg = str(err["msg"]).removeprefix("Value error, ")
+            out.append(((*path, *loc), msg))
+        return out
+    return []
+
+
+def check_gate(entry: Any, where: Path, catalog: Catalog) -> list[Finding]:
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return [(where, "a gate is written as one key, its kind: for example {timed: {duration: 2h}}")]
+    ((kind, settings),) = entry.items()
+    model = catalog.gate_settings(kind)
+    if model is None:
+        return [((*where, kind), f"unknown gate kind '{kind}': use one of "
+                                 f"{', '.join(catalog.gate_kinds())}")]
+    return settings_errors(model, settings, (*where, kind))
+
+
+def check_task(task: Any, where: Path, catalog: Catalog, shape: bool = False) -> list[Finding]:
+    if not isinstance(task, dict):
+        return [(where, "a task is a mapping with name, uses and with")]
+    if shape:  # verify entries are free-form until here
+        found = settings_errors(TaskDef, task, where)
+        if found:
+            return found
+    uses = task.get("uses")
+    model = catalog.action_settings(str(uses))
+    if model is None:
+        return [((*where, "uses"), f"unknown action kind '{uses}': use one of "
+                                   f"{', '.join(catalog.action_names())}")]
+    settings = task.get("with") or {}
+    out = settings_errors(model, settings, (*where, "with"))
+    for sub, text in strings_in(settings, (*where, "with")):
+        try:
+            check_shape(text)
+        except TemplateError as exc:
+            out.append((sub, str(exc)))
+    return out
+
+
+def check_tasks(entries: list[Any], path: Path, catalog: Catalog) -> list[Finding]:
+    return [f for i, t in enumerate(entries) for f in check_task(t, (*path, i), catalog)]
+
+
+def check_policy_body(body: dict[str, Any], path: Path, catalog: Catalog) -> list[Finding]:
+    out: list[Finding] = []
+    for i, gate in enumerate(body.get("gates") or []):
+        out.extend(check_gate(gate, (*path, "gates", i), catalog))
+    for i, step in enumerate((body.get("workflow") or {}).get("steps") or []):
+        out.extend(check_tasks(step.get("tasks") or [], (*path, "workflow", "steps", i, "tasks"),
+                               catalog))
+    for i, entry in enumerate(body.get("verify") or []):
+        where = (*path, "verify", i)
+        if isinstance(entry, dict) and "uses" in entry:
+            out.extend(check_task(entry, where, catalog, shape=True))
+        else:
+            out.extend(check_gate(entry, where, catalog))
+    hooks = body.get("hooks") or {}
+    for hook in ("onStart", "onSuccess", "onFail"):
+        out.extend(check_tasks(hooks.get(hook) or [], (*path, "hooks", hook), catalog))
+    return out

@@ -1,0 +1,120 @@
+"""Validate a batch of documents as a whole: shape, plugin settings, references, the DAG."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.errors import DefinitionError, Problem
+from conveyor.model.definitions import KINDS, Document, FlowSpec, Strict
+from conveyor.model.flow import build_graph
+from conveyor.model.plugins import Catalog
+from conveyor.spec.loader import Path, SourceDoc
+from conveyor.spec.tasks import check_policy_body, check_tasks, settings_errors
+
+
+@dataclass(frozen=True)
+class Definition:
+    kind: str
+    name: str
+    labels: dict[str, str]
+    spec: Strict
+    document: dict[str, Any]  # the plain document as written, stored as JSON
+    file: str
+    line: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def parse_document(doc: SourceDoc) -> tuple[Definition | None, list[Problem]]:
+    data = doc.data
+    found = settings_errors(Document, data, ())
+    if found:
+        return None, [doc.problem(p, m) for p, m in found]
+    envelope = Document.model_validate(data)
+    resource = f"{envelope.kind}/{envelope.metadata.name}"
+    model = KINDS.get(envelope.kind)
+    if model is None:
+        return None, [
+            doc.problem(("kind",), f"unknown kind '{envelope.kind}': use one of {', '.join(KINDS)}")
+        ]
+    found = settings_errors(model, envelope.spec, ("spec",))
+    if found:
+        return None, [doc.problem(p, m, resource) for p, m in found]
+    spec = model.model_validate(envelope.spec)
+    return (
+        Definition(envelope.kind, envelope.metadata.name, dict(envelope.metadata.labels), spec,
+                   data, doc.file, doc.line),
+        [],
+    )
+
+
+def validate_batch(
+    docs: list[SourceDoc],
+    catalog: Catalog,
+    environments: Mapping[str, Mapping[str, str]],
+    products: set[str],
+) -> list[Definition]:
+    """All documents valid together, or a DefinitionError listing every problem.
+
+    `environments` and `products` are what the store already holds; the batch's own
+    definitions are added to them, so a flow and its environments can be applied together.
+    """
+    problems: list[Problem] = []
+    parsed: list[tuple[SourceDoc, Definition]] = []
+    seen: dict[str, SourceDoc] = {}
+    for doc in docs:
+        definition, found = parse_document(doc)
+        problems.extend(found)
+        if definition is None:
+            continue
+        if definition.ref in seen:
+            first = seen[definition.ref]
+            problems.append(doc.problem(("metadata", "name"),
+                                        f"{definition.ref} is defined twice (also at "
+                                        f"{first.file}:{first.line})", definition.ref))
+            continue
+        seen[definition.ref] = doc
+        parsed.append((doc, definition))
+
+    envs = dict(environments)
+    prods = set(products)
+    for _, d in parsed:
+        if d.kind == "Environment":
+            envs[d.name] = d.labels
+        elif d.kind == "Product":
+            prods.add(d.name)
+
+    for doc, d in parsed:
+        problems.extend(_check_references(doc, d, catalog, envs, prods))
+    if problems:
+        raise DefinitionError(problems)
+    return [d for _, d in parsed]
+
+
+def _check_references(
+    doc: SourceDoc, d: Definition, catalog: Catalog,
+    envs: Mapping[str, Mapping[str, str]], prods: set[str],
+) -> list[Problem]:
+    raw_spec: dict[str, Any] = d.document.get("spec") or {}
+    if d.kind == "PromotionPolicy":
+        return [doc.problem(p, m, d.ref) for p, m in check_policy_body(raw_spec, ("spec",), catalog)]
+    if d.kind != "PromotionFlow":
+        return []
+    assert isinstance(d.spec, FlowSpec)
+    found: list[tuple[Path, str]] = []
+    if d.spec.product not in prods:
+        found.append((("spec", "product"), f"product '{d.spec.product}' is not defined: apply it first"))
+    _, graph_findings = build_graph(d.spec, envs.keys())
+    found.extend(graph_findings)
+    for i, node in enumerate(raw_spec.get("environments") or []):
+        if isinstance(node, dict) and isinstance(node.get("policy"), dict):
+            found.extend(check_policy_body(node["policy"], ("spec", "environments", i, "policy"),
+                                           catalog))
+    hooks = raw_spec.get("hooks") or {}
+    for hook in ("onStart", "onSuccess", "onFail"):
+        found.extend(check_tasks(hooks.get(hook) or [], ("spec", "hooks", hook), catalog))
+    return [doc.problem(p, m, d.ref) for p, m in found]

@@ -1,0 +1,54 @@
+"""The audit trail: append-only events, each carrying the hash of the previous one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conveyor.clock import utc
+from conveyor.store.tables import AuditRow
+
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, at: datetime, actor: str, action: str, subject: str,
+            before: Any, after: Any) -> str:
+    body = json.dumps(
+        [prev, utc(at).isoformat(), actor, action, subject, before, after],
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def append(session: Session, at: datetime, actor: str, action: str, subject: str,
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditRow:
+    last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
+    prev = last.hash if last else GENESIS
+    row = AuditRow(at=at, actor=actor, action=action, subject=subject, before=before,
+                   after=after, prev_hash=prev,
+                   hash=_digest(prev, at, actor, action, subject, before, after))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def verify(session: Session) -> tuple[int, list[str]]:
+    """Walk the chain; return how many events were checked and what is broken."""
+    problems: list[str] = []
+    prev = GENESIS
+    count = 0
+    for row in session.scalars(select(AuditRow).order_by(AuditRow.id)).yield_per(500):
+        count += 1
+        if row.prev_hash != prev:
+            problems.append(f"event {row.id}: links to {row.prev_hash[:12]}, expected {prev[:12]}")
+        want = _digest(row.prev_hash, row.at, row.actor, row.action, row.subject, row.before,
+                       row.after)
+        if row.hash != want:
+            problems.append(f"event {row.id}: content does not match its hash (edited?)")
+        prev = row.hash
+    return count, problems

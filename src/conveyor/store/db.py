@@ -1,0 +1,69 @@
+"""Opening a store: the engine, sessions, SQLite pragmas, migrations to head."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from conveyor.errors import ConveyorError
+from conveyor.store.migrate import upgrade
+
+DEFAULT_URL = "sqlite:///conveyor.db"
+
+
+def database_url(db: str | None = None) -> str:
+    """`--db` wins, then CONVEYOR_DATABASE_URL, then ./conveyor.db. A bare path means SQLite."""
+    value = db or os.environ.get("CONVEYOR_DATABASE_URL") or DEFAULT_URL
+    if "://" not in value:
+        value = f"sqlite:///{Path(value).expanduser()}"
+    return value
+
+
+class Store:
+    """A database with Conveyor's schema at head."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back on an error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None, migrate: bool = True) -> Store:
+    url = database_url(url)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            parent = Path(path).parent
+            if not parent.exists():
+                raise ConveyorError(f"database directory {parent} does not exist: create it first")
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate:
+        upgrade(engine)
+    return Store(engine)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (`release watch`) see a consistent state while the engine writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,148 @@
+"""The tables. Timestamps are stored as UTC; JSON columns hold plain documents.
+
+Kept portable: no SQLite-only types or statements, so PostgreSQL runs the same schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class ResourceRow(Base):
+    """Every revision of every definition; the newest revision is the current one."""
+
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("kind", "name", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(63))
+    revision: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]]
+    deleted: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    applied_by: Mapped[str] = mapped_column(String(200))
+    applied_at: Mapped[datetime]
+
+
+class ReleaseRow(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("product", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(100))
+    artifacts: Mapped[dict[str, Any]]
+    labels: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    flow: Mapped[str | None] = mapped_column(String(63), default=None)
+    flow_revision: Mapped[int | None] = mapped_column(default=None)
+    # The flow as it was when triggered: editing a flow never changes a running release.
+    flow_document: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    triggered_at: Mapped[datetime | None] = mapped_column(default=None)
+    triggered_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Release-level hooks: "" not started, then the stage keys done, "done" at the end.
+    hooks_done: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    generation: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class PromotionRow(Base):
+    """One release passing one environment of one node of its flow."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (
+        UniqueConstraint("release_id", "node", "environment"),
+        Index("ix_promotions_env_state", "environment", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    node: Mapped[str] = mapped_column(String(63))
+    environment: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(20))
+    state_since: Mapped[datetime]
+    # The merged policy at trigger time, with where each field came from.
+    policy: Mapped[dict[str, Any]]
+    cursor: Mapped[int] = mapped_column(default=0)
+    generation: Mapped[int] = mapped_column(default=0)
+    wait_reason: Mapped[str] = mapped_column(Text, default="")
+    wait_until: Mapped[datetime | None] = mapped_column(default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    deployed_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    fail_hooks_pending: Mapped[bool] = mapped_column(default=False)
+
+
+class TaskRunRow(Base):
+    """One task of one stage, for a promotion or (promotion_id NULL) its release's hooks."""
+
+    __tablename__ = "task_runs"
+    __table_args__ = (
+        UniqueConstraint("release_id", "scope", "generation", "stage", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    promotion_id: Mapped[int | None] = mapped_column(ForeignKey("promotions.id"), default=None)
+    scope: Mapped[str] = mapped_column(String(80))  # "release" or the promotion's node/env
+    generation: Mapped[int] = mapped_column(default=0)
+    stage: Mapped[str] = mapped_column(String(120))
+    task: Mapped[str] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempt: Mapped[int] = mapped_column(default=0)
+    owner: Mapped[str] = mapped_column(String(80), default="")
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    output: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class GateResultRow(Base):
+    __tablename__ = "gate_results"
+    __table_args__ = (UniqueConstraint("promotion_id", "generation", "stage", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotions.id"), index=True)
+    generation: Mapped[int] = mapped_column(default=0)
+    stage: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(40))
+    result: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    until: Mapped[datetime | None] = mapped_column(default=None)
+    evaluated_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """Append-only; each event carries the hash of the one before it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(80))
+    subject: Mapped[str] = mapped_column(String(300))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real SQLite file store, the controllable clock, a Conveyor facade."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.clock import ManualClock
+from conveyor.engine.service import Conveyor
+from conveyor.spec import load_text
+from conveyor.store import open_store
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def cv(tmp_path: Path, clock: ManualClock) -> Iterator[Conveyor]:
+    work = tmp_path / "work"
+    work.mkdir()
+    c = Conveyor(open_store(f"sqlite:///{tmp_path / 'conveyor.db'}"), clock=clock,
+                 actor="tester", workdir=work)
+    yield c
+    c.close()
+
+
+def apply_yaml(cv: Conveyor, text: str, file: str = "test.yaml") -> None:
+    cv.apply(docs=load_text(textwrap.dedent(text), file))
+
+
+BASE = """
+apiVersion: conveyor.dev/v1
+kind: Product
+metadata: {name: shop}
+spec:
+  artifacts:
+    - {name: web, type: image, repository: registry.local/web}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: dev, labels: {tier: dev}}
+spec: {type: non-production}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: qa, labels: {tier: qa}}
+spec: {type: non-production}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: prod, labels: {tier: prod, region: us}}
+spec: {type: production, settings: {overlay: overlays/prod}}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: prod-eu, labels: {tier: prod, region: eu}}
+spec: {type: production}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: prod-asia, labels: {tier: prod, region: asia}}
+spec: {type: production}
+"""
+
+DIGEST = "sha256:" + "a" * 64
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:x}".rjust(64, "0")
