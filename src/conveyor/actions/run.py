@@ -54,7 +54,9 @@ class RunAction:
             settings = rendered_settings(RunSettings, ctx)
             assert settings.args is not None
             argv = settings.args
-        env.update(render_tree(settings.env, ctx.template) if ctx.raw.get("shell") else settings.env)
+        env.update(
+            render_tree(settings.env, ctx.template) if ctx.raw.get("shell") else settings.env
+        )
         cwd = ctx.workdir / settings.workingDir if settings.workingDir else ctx.workdir
         if not cwd.is_dir():
             raise TerminalError(f"working directory {cwd} does not exist")
@@ -81,8 +83,15 @@ class RunAction:
 def _execute(argv: list[str], cwd: str, env: dict[str, str], ctx: ActionContext) -> ActionResult:
     try:
         proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            start_new_session=True,
         )
     except OSError as exc:
         raise TerminalError(f"cannot start {argv[0]}: {exc.strerror}") from None

@@ -35,8 +35,16 @@ def write_workspace(root: Path) -> Path:
         _git(root, "clone", "-q", "gitops.git", "seed")
         (seed / "README.md").write_text("Per-environment overlays, written by Conveyor.\n")
         _git(seed, "add", "README.md")
-        _git(seed, "-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost",
-             "commit", "-qm", "start")
+        _git(
+            seed,
+            "-c",
+            "user.name=conveyor",
+            "-c",
+            "user.email=conveyor@localhost",
+            "commit",
+            "-qm",
+            "start",
+        )
         _git(seed, "push", "-q", "origin", "HEAD:main")
     return defs
 
@@ -78,7 +86,8 @@ def run_demo(directory: Path | None, out: Console) -> Conveyor:
     out.print(release_view(view, cv.clock.now()))
     prods = [n for n in view.nodes if n.environment.startswith("prod")]
     overlap = bool(prods) and max(n.started_at for n in prods if n.started_at) < min(
-        n.finished_at for n in prods if n.finished_at)
+        n.finished_at for n in prods if n.finished_at
+    )
     out.print(f"\n  prod, prod-eu and prod-asia ran in parallel: {'yes' if overlap else 'no'}")
     cmd = f"conveyor --db {db}"
     out.print(f"""

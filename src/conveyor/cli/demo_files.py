@@ -69,7 +69,8 @@ spec:
     - name: smoke
       uses: run
       with:
-        args: [sh, ./smoke.sh, "${{{{ environment.settings.overlay }}}}", "${{{{ release.version }}}}"]
+        args: [sh, ./smoke.sh, "${{{{ environment.settings.overlay }}}}",
+               "${{{{ release.version }}}}"]
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
@@ -141,8 +142,11 @@ echo "smoke ok: $overlay has web, api and worker of $version"
 def environments_yaml() -> str:
     docs = []
     for name, (kind, tier, region) in ENVIRONMENTS.items():
-        docs.append(ENVIRONMENT.format(name=name, tier=tier, type=kind,
-                                       region=f", region: {region}" if region else ""))
+        docs.append(
+            ENVIRONMENT.format(
+                name=name, tier=tier, type=kind, region=f", region: {region}" if region else ""
+            )
+        )
     return "---\n".join(docs)
 
 

@@ -21,10 +21,15 @@ from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError, DefinitionError, Problem
 from conveyor.model.definitions import KINDS, canonical_kind
 
-app = typer.Typer(help="Conveyor: promote releases through environments.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
-release_app = typer.Typer(help="Create, show, watch, retry and terminate releases.",
-                          no_args_is_help=True)
+app = typer.Typer(
+    help="Conveyor: promote releases through environments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+release_app = typer.Typer(
+    help="Create, show, watch, retry and terminate releases.", no_args_is_help=True
+)
 flow_app = typer.Typer(help="Look at promotion flows.", no_args_is_help=True)
 policy_app = typer.Typer(help="Look at promotion policies.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -63,12 +68,21 @@ def _cv(ctx: typer.Context) -> Conveyor:
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Annotated[str | None, typer.Option(
-        "--db", help="Database: a SQLite file path or a URL. Default $CONVEYOR_DATABASE_URL, "
-                     "then ./conveyor.db.")] = None,
-    actor: Annotated[str | None, typer.Option(
-        "--as", help="Who you are, for the audit trail. Default $CONVEYOR_USER, then your "
-                     "login name.")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database: a SQLite file path or a URL. Default $CONVEYOR_DATABASE_URL, "
+            "then ./conveyor.db.",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Who you are, for the audit trail. Default $CONVEYOR_USER, then your login name.",
+        ),
+    ] = None,
 ) -> None:
     who = actor or os.environ.get("CONVEYOR_USER") or _login()
     ctx.obj = State(db, who)
@@ -97,8 +111,11 @@ def _dump(data: Any, fmt: str, documents: bool = False) -> None:
         out.print_json(json.dumps(data, default=str))
         return
     if fmt != "yaml":
-        raise DefinitionError(Problem(f"unknown output '{fmt}': use table, yaml or json",
-                                      "command line", None, "--output"))
+        raise DefinitionError(
+            Problem(
+                f"unknown output '{fmt}': use table, yaml or json", "command line", None, "--output"
+            )
+        )
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=True)
@@ -123,8 +140,12 @@ def apply(
 @app.command()
 def get(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="Product, Environment, PromotionFlow, "
-                                             "PromotionPolicy (or flow, policy, env ...)")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="Product, Environment, PromotionFlow, PromotionPolicy (or flow, policy, env ...)"
+        ),
+    ],
     name: Annotated[str | None, typer.Argument()] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="table, yaml or json")] = "table",
 ) -> None:
@@ -133,8 +154,10 @@ def get(
     if output == "table":
         out.print(resource_table([(c.kind, c.name, c.revision, _summary(c.spec)) for c in items]))
         return
-    docs = [{**c.document, "metadata": {**c.document.get("metadata", {}),
-                                        "revision": c.revision}} for c in items]
+    docs = [
+        {**c.document, "metadata": {**c.document.get("metadata", {}), "revision": c.revision}}
+        for c in items
+    ]
     _dump(docs[0] if name else docs, output, documents=not name)
 
 
@@ -164,7 +187,8 @@ def schema(kind: Annotated[str | None, typer.Argument()] = None) -> None:
 
 @flow_app.command("show")
 def flow_show(
-    ctx: typer.Context, name: str,
+    ctx: typer.Context,
+    name: str,
     fmt: Annotated[str, typer.Option("--format", help="text, mermaid or dot")] = "text",
 ) -> None:
     """Draw a flow's DAG."""
@@ -190,22 +214,27 @@ def policy_explain(ctx: typer.Context, product: str, environment: str) -> None:
 
 @release_app.command("create")
 def release_create(
-    ctx: typer.Context, product: str,
+    ctx: typer.Context,
+    product: str,
     version: Annotated[str, typer.Option("--version", help="Semantic version, e.g. 1.2.3")],
-    artifact: Annotated[list[str], typer.Option(
-        "--artifact", help="NAME=REF, pinned: registry/web@sha256:..., a commit SHA")] = [],  # noqa: B006
+    artifact: Annotated[
+        list[str],
+        typer.Option("--artifact", help="NAME=REF, pinned: registry/web@sha256:..., a commit SHA"),
+    ] = [],  # noqa: B006
     label: Annotated[list[str], typer.Option("--label", help="KEY=VALUE")] = [],  # noqa: B006
 ) -> None:
     """Create an immutable release (flows with autoTrigger start at once)."""
-    row = _cv(ctx).create_release(product, version, _pairs(artifact, "--artifact"),
-                                  _pairs(label, "--label"))
+    row = _cv(ctx).create_release(
+        product, version, _pairs(artifact, "--artifact"), _pairs(label, "--label")
+    )
     note = f", triggered on flow {row.flow}" if row.flow else ""
     out.print(f"release {row.product}@{row.version} created{note}")
 
 
 @app.command()
 def trigger(
-    ctx: typer.Context, flow: str,
+    ctx: typer.Context,
+    flow: str,
     release: Annotated[str, typer.Option("--release", help="PRODUCT@VERSION")],
 ) -> None:
     """Start a release down a flow."""
@@ -215,7 +244,8 @@ def trigger(
 
 @release_app.command("show")
 def release_show(
-    ctx: typer.Context, ref: str,
+    ctx: typer.Context,
+    ref: str,
     logs: Annotated[bool, typer.Option("--logs", help="Also print every task's output.")] = False,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
 ) -> None:
@@ -232,7 +262,8 @@ def release_show(
 
 @release_app.command("watch")
 def release_watch(
-    ctx: typer.Context, ref: str,
+    ctx: typer.Context,
+    ref: str,
     timeout: Annotated[float, typer.Option(help="Stop watching after this many seconds.")] = 3600,
 ) -> None:
     """Redraw the release view live until the release ends."""
@@ -248,7 +279,9 @@ def release_watch(
 
 
 @release_app.command("list")
-def release_list(ctx: typer.Context, product: Annotated[str | None, typer.Argument()] = None) -> None:
+def release_list(
+    ctx: typer.Context, product: Annotated[str | None, typer.Argument()] = None
+) -> None:
     """Releases, oldest first."""
     from rich.table import Table
 
@@ -262,7 +295,8 @@ def release_list(ctx: typer.Context, product: Annotated[str | None, typer.Argume
 
 @release_app.command("label")
 def release_label(
-    ctx: typer.Context, ref: str,
+    ctx: typer.Context,
+    ref: str,
     labels: Annotated[list[str], typer.Argument(help="KEY=VALUE ...")],
     remove: Annotated[list[str], typer.Option("--remove", help="A label to remove.")] = [],  # noqa: B006
 ) -> None:
@@ -291,16 +325,26 @@ def release_terminate(ctx: typer.Context, ref: str) -> None:
 @app.command()
 def run(
     ctx: typer.Context,
-    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when nothing can move.")] = False,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop when nothing can move.")
+    ] = False,
 ) -> None:
     """Run the engine in this process until nothing can move (for scripts and tests)."""
     if not until_idle:
-        raise DefinitionError(Problem("give --until-idle, or use `conveyor engine` to keep running",
-                                      "command line", None, "--until-idle"))
+        raise DefinitionError(
+            Problem(
+                "give --until-idle, or use `conveyor engine` to keep running",
+                "command line",
+                None,
+                "--until-idle",
+            )
+        )
     cv = _cv(ctx)
     outcome = cv.run_until_idle()
-    out.print("idle" + (f"; next wake-up at {outcome.next_at:%Y-%m-%d %H:%M:%S}"
-                        if outcome.next_at else ""))
+    out.print(
+        "idle"
+        + (f"; next wake-up at {outcome.next_at:%Y-%m-%d %H:%M:%S}" if outcome.next_at else "")
+    )
 
 
 @app.command()
@@ -327,8 +371,9 @@ def audit_verify(ctx: typer.Context) -> None:
 
 @app.command()
 def demo(
-    directory: Annotated[Path | None, typer.Option("--dir", help="Workspace (default: a new "
-                                                                  "temporary directory).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Workspace (default: a new temporary directory).")
+    ] = None,
 ) -> None:
     """The quick start end to end: a product promoted through dev, qa and three prods."""
     from conveyor.cli.demo import run_demo

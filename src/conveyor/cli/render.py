@@ -12,10 +12,21 @@ from conveyor.engine.view import NodeView, ReleaseView, TaskView
 from conveyor.model.duration import format_duration
 
 STYLE = {
-    "pending": "dim", "waiting": "yellow", "running": "cyan", "verifying": "blue",
-    "succeeded": "green", "failed": "red bold", "recalled": "magenta", "rejected": "red",
-    "superseded": "dim", "skipped": "dim", "terminated": "red", "created": "dim",
-    "queued": "dim", "retrying": "yellow", "cancelled": "red",
+    "pending": "dim",
+    "waiting": "yellow",
+    "running": "cyan",
+    "verifying": "blue",
+    "succeeded": "green",
+    "failed": "red bold",
+    "recalled": "magenta",
+    "rejected": "red",
+    "superseded": "dim",
+    "skipped": "dim",
+    "terminated": "red",
+    "created": "dim",
+    "queued": "dim",
+    "retrying": "yellow",
+    "cancelled": "red",
 }
 BAR = 24
 
@@ -31,19 +42,29 @@ def _bar(node: NodeView, start: datetime, end: datetime) -> str:
     span = max((end - start).total_seconds(), 1e-6)
     a = int((node.started_at - start).total_seconds() / span * BAR)
     b_time = node.finished_at or end
-    b = max(a + 1, int(round((b_time - start).total_seconds() / span * BAR)))
+    b = max(a + 1, round((b_time - start).total_seconds() / span * BAR))
     return " " * a + "█" * (min(b, BAR) - a)
 
 
 def release_view(view: ReleaseView, now: datetime, logs: bool = False) -> RenderableType:
     head = Text.assemble(
-        ("Release ", "bold"), (f"{view.product}@{view.version}", "bold"), "  ",
+        ("Release ", "bold"),
+        (f"{view.product}@{view.version}", "bold"),
+        "  ",
         (view.status, STYLE.get(view.status, "")),
         f"   flow {view.flow} v{view.flow_version}" if view.flow else "   (not triggered)",
     )
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("environment", "after", "state", "since", "started", "finished", "timeline",
-                "detail"):
+    for col in (
+        "environment",
+        "after",
+        "state",
+        "since",
+        "started",
+        "finished",
+        "timeline",
+        "detail",
+    ):
         table.add_column(col, no_wrap=col != "detail")
     starts = [n.started_at for n in view.nodes if n.started_at]
     start = min(starts) if starts else now
@@ -54,9 +75,14 @@ def release_view(view: ReleaseView, now: datetime, logs: bool = False) -> Render
             if node.node != node.environment:
                 name += f" ({node.node})"
             table.add_row(
-                name, ", ".join(node.parents), Text(node.state, STYLE.get(node.state, "")),
-                _t(node.since), _t(node.started_at), _t(node.finished_at),
-                Text(_bar(node, start, end), STYLE.get(node.state, "")), node.detail,
+                name,
+                ", ".join(node.parents),
+                Text(node.state, STYLE.get(node.state, "")),
+                _t(node.since),
+                _t(node.started_at),
+                _t(node.finished_at),
+                Text(_bar(node, start, end), STYLE.get(node.state, "")),
+                node.detail,
             )
     parts: list[RenderableType] = [head, table]
     if view.message and view.status != "succeeded":
@@ -70,10 +96,16 @@ def _logs(view: ReleaseView) -> list[RenderableType]:
     out: list[RenderableType] = [Text("")]
 
     def one(where: str, t: TaskView) -> None:
-        took = format_duration(t.finished_at - t.started_at) if t.finished_at and t.started_at else ""
-        out.append(Text.assemble((f"── {where} {t.stage}/{t.task} ", "bold"),
-                                 (t.status, STYLE.get(t.status, "")),
-                                 f" (attempt {t.attempt}{', ' + took if took else ''})"))
+        took = (
+            format_duration(t.finished_at - t.started_at) if t.finished_at and t.started_at else ""
+        )
+        out.append(
+            Text.assemble(
+                (f"── {where} {t.stage}/{t.task} ", "bold"),
+                (t.status, STYLE.get(t.status, "")),
+                f" (attempt {t.attempt}{', ' + took if took else ''})",
+            )
+        )
         if t.error:
             out.append(Text(f"   {t.error}", "red"))
         for line in t.output.rstrip().splitlines():

@@ -35,15 +35,23 @@ def policy_body(promotion: PromotionRow) -> PolicyBody:
     return PolicyBody.model_validate(promotion.policy.get("body") or {})
 
 
-def template_context(session: Session, release: ReleaseRow, environment: str | None) -> dict[str, Any]:
+def template_context(
+    session: Session, release: ReleaseRow, environment: str | None
+) -> dict[str, Any]:
     info = release_info(release)
     ctx: dict[str, Any] = {
-        "release": {"product": info.product, "version": info.version, "labels": info.labels,
-                    "id": release.id},
+        "release": {
+            "product": info.product,
+            "version": info.version,
+            "labels": info.labels,
+            "id": release.id,
+        },
         "artifacts": {k: a.as_context() for k, a in info.artifacts.items()},
         "product": {"name": info.product},
-        "flow": {"name": release.flow or "",
-                 "version": (release.flow_document or {}).get("spec", {}).get("version", "")},
+        "flow": {
+            "name": release.flow or "",
+            "version": (release.flow_document or {}).get("spec", {}).get("version", ""),
+        },
     }
     if environment is not None:
         envs = resources.environments(session)
@@ -71,8 +79,12 @@ def deployed_at(session: Session, release_id: int, environment: str) -> datetime
 
 
 def gate_context(
-    session: Session, release: ReleaseRow, promotion: PromotionRow, upstream: list[str],
-    phase: Literal["entry", "verify"], now: datetime,
+    session: Session,
+    release: ReleaseRow,
+    promotion: PromotionRow,
+    upstream: list[str],
+    phase: Literal["entry", "verify"],
+    now: datetime,
 ) -> GateContext:
     return GateContext(
         now=now,

@@ -40,8 +40,9 @@ class PassContext:
 
     # --- transitions, each one audited ---------------------------------------------
 
-    def move(self, p: PromotionRow, release: ReleaseRow, state: PromotionState,
-             message: str = "") -> None:
+    def move(
+        self, p: PromotionRow, release: ReleaseRow, state: PromotionState, message: str = ""
+    ) -> None:
         old = PromotionState(p.state)
         if old == state:
             return
@@ -55,10 +56,15 @@ class PassContext:
             p.finished_at = self.now
             p.wait_reason, p.wait_until = "", None
         self.moved = True
-        audit.append(self.session, self.now, self.actor, f"promotion.{state}",
-                     f"{release.product}@{release.version}/{p.environment}",
-                     {"state": str(old)}, {"state": str(state), "message": message} if message
-                     else {"state": str(state)})
+        audit.append(
+            self.session,
+            self.now,
+            self.actor,
+            f"promotion.{state}",
+            f"{release.product}@{release.version}/{p.environment}",
+            {"state": str(old)},
+            {"state": str(state), "message": message} if message else {"state": str(state)},
+        )
 
     def set_status(self, release: ReleaseRow, status: ReleaseStatus, message: str = "") -> None:
         old = release.status
@@ -67,36 +73,68 @@ class PassContext:
         release.status = status
         if message:
             release.message = message
-        if status in (ReleaseStatus.SUCCEEDED, ReleaseStatus.FAILED, ReleaseStatus.SUPERSEDED,
-                      ReleaseStatus.TERMINATED, ReleaseStatus.RECALLED):
+        if status in (
+            ReleaseStatus.SUCCEEDED,
+            ReleaseStatus.FAILED,
+            ReleaseStatus.SUPERSEDED,
+            ReleaseStatus.TERMINATED,
+            ReleaseStatus.RECALLED,
+        ):
             release.finished_at = self.now
         self.moved = True
-        audit.append(self.session, self.now, self.actor, f"release.{status}",
-                     f"{release.product}@{release.version}", {"status": old},
-                     {"status": str(status), "message": message} if message else {"status": str(status)})
+        audit.append(
+            self.session,
+            self.now,
+            self.actor,
+            f"release.{status}",
+            f"{release.product}@{release.version}",
+            {"status": old},
+            {"status": str(status), "message": message} if message else {"status": str(status)},
+        )
 
     # --- task stages ---------------------------------------------------------------
 
     def drive_tasks(
-        self, release: ReleaseRow, promotion: PromotionRow | None, stage: str,
-        tasks: list[TaskDef], template: dict[str, Any],
+        self,
+        release: ReleaseRow,
+        promotion: PromotionRow | None,
+        stage: str,
+        tasks: list[TaskDef],
+        template: dict[str, Any],
     ) -> tuple[str, str]:
         """Start what is due, then say whether the stage is 'done', 'running' or 'failed'."""
         scope = _scope(promotion)
         generation = promotion.generation if promotion else release.generation
-        rows = {r.task: r for r in self.session.scalars(select(TaskRunRow).where(
-            TaskRunRow.release_id == release.id, TaskRunRow.scope == scope,
-            TaskRunRow.generation == generation, TaskRunRow.stage == stage))}
+        rows = {
+            r.task: r
+            for r in self.session.scalars(
+                select(TaskRunRow).where(
+                    TaskRunRow.release_id == release.id,
+                    TaskRunRow.scope == scope,
+                    TaskRunRow.generation == generation,
+                    TaskRunRow.stage == stage,
+                )
+            )
+        }
         for task in tasks:
             row = rows.get(task.name)
             if row is None:
-                row = TaskRunRow(release_id=release.id, promotion_id=promotion.id if promotion else None,
-                                 scope=scope, generation=generation, stage=stage, task=task.name,
-                                 action=task.uses, status="queued", attempt=0)
+                row = TaskRunRow(
+                    release_id=release.id,
+                    promotion_id=promotion.id if promotion else None,
+                    scope=scope,
+                    generation=generation,
+                    stage=stage,
+                    task=task.name,
+                    action=task.uses,
+                    status="queued",
+                    attempt=0,
+                )
                 self.session.add(row)
                 rows[task.name] = row
             due = row.status == "queued" or (
-                row.status == "retrying" and row.next_attempt_at is not None
+                row.status == "retrying"
+                and row.next_attempt_at is not None
                 and utc(row.next_attempt_at) <= self.now
             )
             if due:
@@ -124,12 +162,23 @@ class PassContext:
             return
         row.status = "running"
         self.session.flush()
-        ctx = ActionContext(raw=dict(task.with_), template=template, workdir=self.workdir,
-                            timeout_s=task.timeout.total_seconds())
+        ctx = ActionContext(
+            raw=dict(task.with_),
+            template=template,
+            workdir=self.workdir,
+            timeout_s=task.timeout.total_seconds(),
+        )
         self.runner.start(row.id, action, ctx)
 
-    def record(self, row: TaskRunRow, ok: bool, output: str, summary: str, retryable: bool,
-               task: TaskDef | None) -> None:
+    def record(
+        self,
+        row: TaskRunRow,
+        ok: bool,
+        output: str,
+        summary: str,
+        retryable: bool,
+        task: TaskDef | None,
+    ) -> None:
         """Store a finished attempt; schedule a retry with exponential backoff if allowed."""
         row.output, row.error, row.finished_at = output, "" if ok else summary, self.now
         self.moved = True
@@ -141,13 +190,21 @@ class PassContext:
             self.wake_at(row.next_attempt_at)
         else:
             row.status = "failed"
-        audit.append(self.session, self.now, self.actor, f"task.{row.status}",
-                     f"{row.scope}/{row.stage}/{row.task}", None,
-                     {"attempt": row.attempt, "summary": summary})
+        audit.append(
+            self.session,
+            self.now,
+            self.actor,
+            f"task.{row.status}",
+            f"{row.scope}/{row.stage}/{row.task}",
+            None,
+            {"attempt": row.attempt, "summary": summary},
+        )
 
     def cancel_tasks(self, release_id: int, promotion: PromotionRow | None) -> None:
-        q = select(TaskRunRow).where(TaskRunRow.release_id == release_id,
-                                     TaskRunRow.status.in_(["running", "queued", "retrying"]))
+        q = select(TaskRunRow).where(
+            TaskRunRow.release_id == release_id,
+            TaskRunRow.status.in_(["running", "queued", "retrying"]),
+        )
         if promotion is not None:
             q = q.where(TaskRunRow.scope == _scope(promotion))
         for row in self.session.scalars(q):
@@ -158,4 +215,3 @@ class PassContext:
 
 def _scope(promotion: PromotionRow | None) -> str:
     return "release" if promotion is None else f"{promotion.node}/{promotion.environment}"
-

@@ -28,8 +28,11 @@ def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: lis
         stage = plan.stages[p.cursor]
         if not _enter(pc, release, p, stage.phase):
             return
-        passed = _gates(pc, release, p, stage, upstream) if stage.is_gate else _tasks(
-            pc, release, p, stage)
+        passed = (
+            _gates(pc, release, p, stage, upstream)
+            if stage.is_gate
+            else _tasks(pc, release, p, stage)
+        )
         if not passed:
             return
         p.cursor += 1
@@ -64,14 +67,24 @@ def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) ->
     others = pc.session.execute(
         select(PromotionRow, ReleaseRow)
         .join(ReleaseRow, PromotionRow.release_id == ReleaseRow.id)
-        .where(PromotionRow.environment == p.environment, PromotionRow.id != p.id,
-               PromotionRow.state.in_([P.RUNNING, P.VERIFYING, P.SUCCEEDED]))
+        .where(
+            PromotionRow.environment == p.environment,
+            PromotionRow.id != p.id,
+            PromotionRow.state.in_([P.RUNNING, P.VERIFYING, P.SUCCEEDED]),
+        )
     ).all()
     for other, other_release in others:
-        if (other.state == P.SUCCEEDED and other_release.product == release.product
-                and newer(other_release.version, release.version)):
-            pc.move(p, release, P.SUPERSEDED,
-                    f"{other_release.product}@{other_release.version} is already deployed here")
+        if (
+            other.state == P.SUCCEEDED
+            and other_release.product == release.product
+            and newer(other_release.version, release.version)
+        ):
+            pc.move(
+                p,
+                release,
+                P.SUPERSEDED,
+                f"{other_release.product}@{other_release.version} is already deployed here",
+            )
             return False
     busy = [(o, r) for o, r in others if P(o.state).holds_environment]
     if busy:
@@ -84,10 +97,12 @@ def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) ->
     return True
 
 
-def _gates(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage,
-           upstream: list[str]) -> bool:
-    phase = "entry" if stage.key == "entry" else "verify"
-    ctx = gate_context(pc.session, release, p, upstream, phase, pc.now)
+def _gates(
+    pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage, upstream: list[str]
+) -> bool:
+    ctx = gate_context(
+        pc.session, release, p, upstream, "entry" if stage.key == "entry" else "verify", pc.now
+    )
     waits: list[Wait] = []
     for position, entry in enumerate(stage.gates):
         ((kind, raw),) = entry.items()
@@ -115,14 +130,21 @@ def _gates(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage,
     return False
 
 
-def _store_gate(pc: PassContext, p: PromotionRow, stage: str, position: int, kind: str,
-                result: GateResult) -> None:
-    row = pc.session.scalars(select(GateResultRow).where(
-        GateResultRow.promotion_id == p.id, GateResultRow.generation == p.generation,
-        GateResultRow.stage == stage, GateResultRow.position == position)).first()
+def _store_gate(
+    pc: PassContext, p: PromotionRow, stage: str, position: int, kind: str, result: GateResult
+) -> None:
+    row = pc.session.scalars(
+        select(GateResultRow).where(
+            GateResultRow.promotion_id == p.id,
+            GateResultRow.generation == p.generation,
+            GateResultRow.stage == stage,
+            GateResultRow.position == position,
+        )
+    ).first()
     if row is None:
-        row = GateResultRow(promotion_id=p.id, generation=p.generation, stage=stage,
-                            position=position, kind=kind)
+        row = GateResultRow(
+            promotion_id=p.id, generation=p.generation, stage=stage, position=position, kind=kind
+        )
         pc.session.add(row)
     until = result.until if isinstance(result, Wait) else None
     if (row.result, row.reason, row.until) != (result.kind, result.reason, until):
@@ -142,15 +164,21 @@ def _tasks(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage) 
 
 def _background(pc: PassContext, p: PromotionRow) -> tuple[str, str]:
     """Tasks started with wait_for_finish: false must end before the promotion does."""
-    rows = pc.session.scalars(select(TaskRunRow).where(
-        TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation)).all()
+    rows = pc.session.scalars(
+        select(TaskRunRow).where(
+            TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation
+        )
+    ).all()
     plan = build_plan(policy_body(p))
     halting = {(s.key, t.name) for s in plan.stages for t in s.tasks if t.halt_on_error}
     for r in rows:
         if r.status in ("failed", "cancelled") and (r.stage, r.task) in halting:
             return "failed", f"task {r.task} {r.status}: {r.error or 'see its output'}"
-    if any(r.status not in ("succeeded", "failed", "cancelled") for r in rows
-           if not r.stage.startswith("hook.onFail")):
+    if any(
+        r.status not in ("succeeded", "failed", "cancelled")
+        for r in rows
+        if not r.stage.startswith("hook.onFail")
+    ):
         return "running", ""
     return "done", ""
 
@@ -180,4 +208,3 @@ def is_ready(parents: list[PromotionRow]) -> bool:
 
 def blocked_by(parents: list[PromotionRow]) -> PromotionRow | None:
     return next((q for q in parents if q.state in (P.FAILED, P.REJECTED, P.TERMINATED)), None)
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,8 +42,14 @@ class PassOutcome:
 
 
 class Engine:
-    def __init__(self, store: Store, clock: Clock, registry: Registry | None = None,
-                 workdir: Path | None = None, max_workers: int = 64) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        registry: Registry | None = None,
+        workdir: Path | None = None,
+        max_workers: int = 64,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.registry = registry or default_registry()
@@ -57,16 +64,22 @@ class Engine:
     def run_pass(self) -> PassOutcome:
         self.wake.clear()
         with self.store.session() as session:
-            pc = PassContext(session, self.clock.now(), self.registry, self.runner, self.owner,
-                             self.workdir)
+            pc = PassContext(
+                session, self.clock.now(), self.registry, self.runner, self.owner, self.workdir
+            )
             self._collect(pc)
             releases = session.scalars(
-                select(ReleaseRow).where(ReleaseRow.status.in_([R.RUNNING, R.FAILED]))
-                .order_by(ReleaseRow.id)).all()
+                select(ReleaseRow)
+                .where(ReleaseRow.status.in_([R.RUNNING, R.FAILED]))
+                .order_by(ReleaseRow.id)
+            ).all()
             for release in releases:
                 self._release(pc, release)
-            for p in session.scalars(select(PromotionRow).where(
-                    PromotionRow.state == P.WAITING, PromotionRow.wait_until.is_not(None))):
+            for p in session.scalars(
+                select(PromotionRow).where(
+                    PromotionRow.state == P.WAITING, PromotionRow.wait_until.is_not(None)
+                )
+            ):
                 pc.wake_at(p.wait_until)
             for r in session.scalars(select(TaskRunRow).where(TaskRunRow.status == "retrying")):
                 pc.wake_at(r.next_attempt_at)
@@ -82,17 +95,26 @@ class Engine:
             if row.status == "cancelled":  # stopped on purpose; keep what it printed
                 row.output = done.result.output
                 continue
-            pc.record(row, done.result.ok, done.result.output, done.result.summary,
-                      done.result.retryable, self._task_def(pc, row))
+            pc.record(
+                row,
+                done.result.ok,
+                done.result.output,
+                done.result.summary,
+                done.result.retryable,
+                self._task_def(pc, row),
+            )
         stopped = pc.session.scalars(
-            select(TaskRunRow).join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
-            .where(TaskRunRow.status == "running", ReleaseRow.status == R.TERMINATED))
+            select(TaskRunRow)
+            .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
+            .where(TaskRunRow.status == "running", ReleaseRow.status == R.TERMINATED)
+        )
         for row in stopped:
             self.runner.cancel(row.id)
             row.status, row.finished_at, row.error = "cancelled", pc.now, "release terminated"
             pc.moved = True
-        orphans = pc.session.scalars(select(TaskRunRow).where(
-            TaskRunRow.status == "running", TaskRunRow.owner != self.owner))
+        orphans = pc.session.scalars(
+            select(TaskRunRow).where(TaskRunRow.status == "running", TaskRunRow.owner != self.owner)
+        )
         for row in orphans:
             # Actions are idempotent: running it again finishes what the dead engine began.
             row.status, row.attempt = "queued", max(0, row.attempt - 1)
@@ -129,14 +151,19 @@ class Engine:
                 release.hooks_done = [*done, start.key]
                 done = release.hooks_done
 
-        promotions = pc.session.scalars(select(PromotionRow).where(
-            PromotionRow.release_id == release.id).order_by(PromotionRow.id)).all()
+        promotions = pc.session.scalars(
+            select(PromotionRow)
+            .where(PromotionRow.release_id == release.id)
+            .order_by(PromotionRow.id)
+        ).all()
         by_node: dict[str, list[PromotionRow]] = {}
         for p in promotions:
             by_node.setdefault(p.node, []).append(p)
         if release.status == R.RUNNING or any(p.state != P.PENDING for p in promotions):
             for node in graph.order():
-                parents = [q for parent in graph.nodes[node].parents for q in by_node.get(parent, [])]
+                parents = [
+                    q for parent in graph.nodes[node].parents for q in by_node.get(parent, [])
+                ]
                 upstream = sorted({q.environment for q in parents})
                 for p in by_node.get(node, []):
                     if p.state == P.PENDING:
@@ -147,8 +174,15 @@ class Engine:
 
         self._conclude(pc, release, promotions, finish, on_fail, template)
 
-    def _conclude(self, pc: PassContext, release: ReleaseRow, promotions: list[PromotionRow],
-                  finish: Stage | None, on_fail: list[TaskDef], template: dict[str, Any]) -> None:
+    def _conclude(
+        self,
+        pc: PassContext,
+        release: ReleaseRow,
+        promotions: Sequence[PromotionRow],
+        finish: Stage | None,
+        on_fail: list[TaskDef],
+        template: dict[str, Any],
+    ) -> None:
         states = [P(p.state) for p in promotions]
         if release.status == R.RUNNING and all(s == P.SUCCEEDED for s in states):
             if finish and finish.key not in release.hooks_done:
@@ -163,10 +197,14 @@ class Engine:
             return
         if release.status == R.RUNNING and any(s in (P.FAILED, P.REJECTED) for s in states):
             failed = [p for p in promotions if p.state in (P.FAILED, P.REJECTED)]
-            pc.set_status(release, R.FAILED,
-                          "; ".join(f"{p.environment}: {p.message}" for p in failed))
-        elif release.status == R.RUNNING and any(s == P.SUPERSEDED for s in states) and not any(
-                s.active for s in states):
+            pc.set_status(
+                release, R.FAILED, "; ".join(f"{p.environment}: {p.message}" for p in failed)
+            )
+        elif (
+            release.status == R.RUNNING
+            and any(s == P.SUPERSEDED for s in states)
+            and not any(s.active for s in states)
+        ):
             pc.set_status(release, R.SUPERSEDED, "a newer release reached an environment first")
         if release.status == R.FAILED and on_fail and "release.onFail" not in release.hooks_done:
             status, _ = pc.drive_tasks(release, None, "release.onFail", on_fail, template)
@@ -207,4 +245,3 @@ class Engine:
 
     def close(self) -> None:
         self.runner.shutdown()
-

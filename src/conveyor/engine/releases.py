@@ -28,15 +28,23 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def find(session: Session, ref: str) -> ReleaseRow:
     product, version = parse_ref(ref)
-    row = session.scalars(select(ReleaseRow).where(
-        ReleaseRow.product == product, ReleaseRow.version == version)).first()
+    row = session.scalars(
+        select(ReleaseRow).where(ReleaseRow.product == product, ReleaseRow.version == version)
+    ).first()
     if row is None:
         raise NotFound(f"release {ref} does not exist (see `conveyor release list {product}`)")
     return row
 
 
-def create(session: Session, product: str, version: str, artifacts: dict[str, str],
-           labels: dict[str, str], actor: str, now: datetime) -> ReleaseRow:
+def create(
+    session: Session,
+    product: str,
+    version: str,
+    artifacts: dict[str, str],
+    labels: dict[str, str],
+    actor: str,
+    now: datetime,
+) -> ReleaseRow:
     spec = resources.get_current(session, "Product", product).spec
     problems: list[Problem] = []
     try:
@@ -47,8 +55,14 @@ def create(session: Session, product: str, version: str, artifacts: dict[str, st
     pinned: dict[str, Any] = {}
     for name, value in artifacts.items():
         if declared and name not in declared:
-            problems.append(Problem(f"product {product} has no artifact '{name}'; it has "
-                                    f"{', '.join(declared)}", "command line", None, "--artifact"))
+            problems.append(
+                Problem(
+                    f"product {product} has no artifact '{name}'; it has {', '.join(declared)}",
+                    "command line",
+                    None,
+                    "--artifact",
+                )
+            )
             continue
         try:
             pinned[name] = artifact_to_json(pin_artifact(name, value, declared.get(name)))
@@ -56,41 +70,73 @@ def create(session: Session, product: str, version: str, artifacts: dict[str, st
             problems.append(Problem(str(exc), "command line", None, "--artifact"))
     missing = sorted(set(declared) - set(artifacts))
     if missing:
-        problems.append(Problem(f"every artifact of {product} must be pinned; missing: "
-                                f"{', '.join(missing)}", "command line", None, "--artifact"))
+        problems.append(
+            Problem(
+                f"every artifact of {product} must be pinned; missing: {', '.join(missing)}",
+                "command line",
+                None,
+                "--artifact",
+            )
+        )
     if problems:
         raise DefinitionError(problems)
-    exists = session.scalars(select(ReleaseRow).where(
-        ReleaseRow.product == product, ReleaseRow.version == version)).first()
+    exists = session.scalars(
+        select(ReleaseRow).where(ReleaseRow.product == product, ReleaseRow.version == version)
+    ).first()
     if exists is not None:
-        raise Conflict(f"release {product}@{version} already exists: releases are immutable, "
-                       "create a new version")
-    row = ReleaseRow(product=product, version=version, artifacts=pinned, labels=dict(labels),
-                     status=R.CREATED, created_by=actor, created_at=now, hooks_done=[])
+        raise Conflict(
+            f"release {product}@{version} already exists: releases are immutable, "
+            "create a new version"
+        )
+    row = ReleaseRow(
+        product=product,
+        version=version,
+        artifacts=pinned,
+        labels=dict(labels),
+        status=R.CREATED,
+        created_by=actor,
+        created_at=now,
+        hooks_done=[],
+    )
     session.add(row)
     session.flush()
-    audit.append(session, now, actor, "release.create", f"{product}@{version}", None,
-                 {"artifacts": pinned, "labels": labels})
+    audit.append(
+        session,
+        now,
+        actor,
+        "release.create",
+        f"{product}@{version}",
+        None,
+        {"artifacts": pinned, "labels": labels},
+    )
     for flow in resources.list_current(session, "PromotionFlow"):
         if flow.spec.product == product and flow.spec.autoTrigger:
             trigger(session, flow.name, row, actor, now)
     return row
 
 
-def trigger(session: Session, flow_name: str, release: ReleaseRow, actor: str,
-            now: datetime) -> ReleaseRow:
+def trigger(
+    session: Session, flow_name: str, release: ReleaseRow, actor: str, now: datetime
+) -> ReleaseRow:
     flow, revision, document = resources.flow(session, flow_name)
     ref = f"{release.product}@{release.version}"
     if flow.product != release.product:
         raise Conflict(f"flow {flow_name} promotes {flow.product}, not {release.product}")
     if release.status != R.CREATED:
-        raise Conflict(f"release {ref} was already triggered (it is {release.status}); "
-                       "use `conveyor release retry` for a failed one")
-    in_flight = session.scalars(select(ReleaseRow).where(
-        ReleaseRow.flow == flow_name, ReleaseRow.status == R.RUNNING).order_by(ReleaseRow.id)).all()
+        raise Conflict(
+            f"release {ref} was already triggered (it is {release.status}); "
+            "use `conveyor release retry` for a failed one"
+        )
+    in_flight = session.scalars(
+        select(ReleaseRow)
+        .where(ReleaseRow.flow == flow_name, ReleaseRow.status == R.RUNNING)
+        .order_by(ReleaseRow.id)
+    ).all()
     if flow.concurrency.mode == "queue" and len(in_flight) >= flow.concurrency.limit:
-        raise Conflict(f"flow {flow_name} already has {len(in_flight)} releases in flight, its "
-                       f"queue limit: wait for some to finish or raise spec.concurrency.limit")
+        raise Conflict(
+            f"flow {flow_name} already has {len(in_flight)} releases in flight, its "
+            f"queue limit: wait for some to finish or raise spec.concurrency.limit"
+        )
     envs = resources.environments(session)
     graph, findings = build_graph(flow, envs.keys())
     if findings:
@@ -100,22 +146,47 @@ def trigger(session: Session, flow_name: str, release: ReleaseRow, actor: str,
         n = graph.nodes[node]
         targets = n.environments({k: labels for k, (_, labels) in envs.items()})
         if not targets:
-            raise Conflict(f"node {node} of flow {flow_name} selects no environment: label some "
-                           f"environments {n.channel.labels if n.channel else ''}")
+            raise Conflict(
+                f"node {node} of flow {flow_name} selects no environment: label some "
+                f"environments {n.channel.labels if n.channel else ''}"
+            )
         for env in targets:
             spec, labels = envs[env]
-            merged = merge(policies, Target(release.product, env, spec.type, labels), n.policy,
-                           f"PromotionFlow/{flow_name} node {node}")
-            session.add(PromotionRow(
-                release_id=release.id, node=node, environment=env, state=P.PENDING,
-                state_since=now, cursor=0, generation=0,
-                policy={"body": merged.body.model_dump(mode="json", by_alias=True, exclude_none=True),
-                        "sources": merged.sources, "applied": merged.applied},
-            ))
+            merged = merge(
+                policies,
+                Target(release.product, env, spec.type, labels),
+                n.policy,
+                f"PromotionFlow/{flow_name} node {node}",
+            )
+            session.add(
+                PromotionRow(
+                    release_id=release.id,
+                    node=node,
+                    environment=env,
+                    state=P.PENDING,
+                    state_since=now,
+                    cursor=0,
+                    generation=0,
+                    policy={
+                        "body": merged.body.model_dump(
+                            mode="json", by_alias=True, exclude_none=True
+                        ),
+                        "sources": merged.sources,
+                        "applied": merged.applied,
+                    },
+                )
+            )
     release.flow, release.flow_revision, release.flow_document = flow_name, revision, document
     release.status, release.triggered_at, release.triggered_by = R.RUNNING, now, actor
-    audit.append(session, now, actor, "release.trigger", ref, {"status": R.CREATED},
-                 {"status": R.RUNNING, "flow": flow_name, "flowRevision": revision})
+    audit.append(
+        session,
+        now,
+        actor,
+        "release.trigger",
+        ref,
+        {"status": R.CREATED},
+        {"status": R.RUNNING, "flow": flow_name, "flowRevision": revision},
+    )
     if flow.concurrency.mode == "supersede":
         for older in in_flight:
             if newer(release.version, older.version):
@@ -124,55 +195,98 @@ def trigger(session: Session, flow_name: str, release: ReleaseRow, actor: str,
     return release
 
 
-def _supersede(session: Session, older: ReleaseRow, newer_release: ReleaseRow, actor: str,
-               now: datetime) -> None:
+def _supersede(
+    session: Session, older: ReleaseRow, newer_release: ReleaseRow, actor: str, now: datetime
+) -> None:
     """Stop an older release where it has not deployed; what is deploying finishes."""
     for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == older.id)):
         if p.state in (P.PENDING, P.WAITING):
-            audit.append(session, now, actor, "promotion.superseded",
-                         f"{older.product}@{older.version}/{p.environment}", {"state": p.state},
-                         {"state": P.SUPERSEDED, "by": newer_release.version})
+            audit.append(
+                session,
+                now,
+                actor,
+                "promotion.superseded",
+                f"{older.product}@{older.version}/{p.environment}",
+                {"state": p.state},
+                {"state": P.SUPERSEDED, "by": newer_release.version},
+            )
             p.state, p.state_since, p.finished_at = P.SUPERSEDED, now, now
             p.message = f"superseded by {newer_release.version}"
 
 
-def set_labels(session: Session, release: ReleaseRow, labels: dict[str, str], remove: list[str],
-               actor: str, now: datetime) -> None:
+def set_labels(
+    session: Session,
+    release: ReleaseRow,
+    labels: dict[str, str],
+    remove: list[str],
+    actor: str,
+    now: datetime,
+) -> None:
     before = dict(release.labels)
     after = {k: v for k, v in {**before, **labels}.items() if k not in remove}
     release.labels = after
-    audit.append(session, now, actor, "release.label", f"{release.product}@{release.version}",
-                 {"labels": before}, {"labels": after})
+    audit.append(
+        session,
+        now,
+        actor,
+        "release.label",
+        f"{release.product}@{release.version}",
+        {"labels": before},
+        {"labels": after},
+    )
 
 
 def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> list[str]:
     """Resume a failed release at the point of failure; succeeded nodes are not redone."""
     if release.status != R.FAILED:
-        raise Conflict(f"release {release.product}@{release.version} is {release.status}; only a "
-                       "failed release can be retried")
+        raise Conflict(
+            f"release {release.product}@{release.version} is {release.status}; only a "
+            "failed release can be retried"
+        )
     retried = []
     for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == release.id)):
         if p.state not in (P.FAILED, P.REJECTED):
             continue
-        for row in session.scalars(select(TaskRunRow).where(
-                TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation,
-                TaskRunRow.status.in_(["failed", "cancelled"]))):
+        for row in session.scalars(
+            select(TaskRunRow).where(
+                TaskRunRow.promotion_id == p.id,
+                TaskRunRow.generation == p.generation,
+                TaskRunRow.status.in_(["failed", "cancelled"]),
+            )
+        ):
             row.status, row.attempt, row.error = "queued", 0, ""
-        audit.append(session, now, actor, "promotion.retry",
-                     f"{release.product}@{release.version}/{p.environment}", {"state": p.state},
-                     {"state": P.WAITING})
+        audit.append(
+            session,
+            now,
+            actor,
+            "promotion.retry",
+            f"{release.product}@{release.version}/{p.environment}",
+            {"state": p.state},
+            {"state": P.WAITING},
+        )
         p.state, p.state_since, p.message = P.WAITING, now, ""
         p.finished_at, p.fail_hooks_pending = None, False
         retried.append(p.environment)
     # Release-level hooks that failed run again; the onFail hook may run again next time.
     release.hooks_done = [k for k in release.hooks_done if k != "release.onFail"]
-    for row in session.scalars(select(TaskRunRow).where(
-            TaskRunRow.release_id == release.id, TaskRunRow.scope == "release",
-            TaskRunRow.status.in_(["failed", "cancelled"]))):
+    for row in session.scalars(
+        select(TaskRunRow).where(
+            TaskRunRow.release_id == release.id,
+            TaskRunRow.scope == "release",
+            TaskRunRow.status.in_(["failed", "cancelled"]),
+        )
+    ):
         row.status, row.attempt, row.error = "queued", 0, ""
     release.status, release.finished_at, release.message = R.RUNNING, None, ""
-    audit.append(session, now, actor, "release.retry", f"{release.product}@{release.version}",
-                 {"status": R.FAILED}, {"status": R.RUNNING, "retried": retried})
+    audit.append(
+        session,
+        now,
+        actor,
+        "release.retry",
+        f"{release.product}@{release.version}",
+        {"status": R.FAILED},
+        {"status": R.RUNNING, "retried": retried},
+    )
     return retried
 
 
@@ -184,15 +298,29 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
         if not P(p.state).final:
             p.state, p.state_since, p.finished_at = P.TERMINATED, now, now
             p.message = f"terminated by {actor}"
-    for row in session.scalars(select(TaskRunRow).where(
-            TaskRunRow.release_id == release.id, TaskRunRow.status.in_(["queued", "retrying"]))):
+    for row in session.scalars(
+        select(TaskRunRow).where(
+            TaskRunRow.release_id == release.id, TaskRunRow.status.in_(["queued", "retrying"])
+        )
+    ):
         row.status, row.finished_at = "cancelled", now
     before = release.status
     release.status, release.finished_at = R.TERMINATED, now
-    audit.append(session, now, actor, "release.terminate", f"{release.product}@{release.version}",
-                 {"status": before}, {"status": R.TERMINATED})
+    audit.append(
+        session,
+        now,
+        actor,
+        "release.terminate",
+        f"{release.product}@{release.version}",
+        {"status": before},
+        {"status": R.TERMINATED},
+    )
 
 
 def count(session: Session, product: str) -> int:
-    return int(session.scalar(select(func.count()).select_from(ReleaseRow).where(
-        ReleaseRow.product == product)) or 0)
+    return int(
+        session.scalar(
+            select(func.count()).select_from(ReleaseRow).where(ReleaseRow.product == product)
+        )
+        or 0
+    )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from conveyor.engine.registry import Registry
 from conveyor.errors import Conflict, NotFound
 from conveyor.model.definitions import (
     KINDS,
@@ -18,7 +19,6 @@ from conveyor.model.definitions import (
     Strict,
 )
 from conveyor.spec import Definition, SourceDoc, validate_batch
-from conveyor.engine.registry import Registry
 from conveyor.store import audit
 from conveyor.store.tables import ResourceRow
 
@@ -45,12 +45,16 @@ def _latest(session: Session, kind: str | None = None) -> list[ResourceRow]:
         .group_by(ResourceRow.kind, ResourceRow.name)
         .subquery()
     )
-    q = select(ResourceRow).join(
-        newest,
-        (ResourceRow.kind == newest.c.kind)
-        & (ResourceRow.name == newest.c.name)
-        & (ResourceRow.revision == newest.c.rev),
-    ).where(ResourceRow.deleted.is_(False))
+    q = (
+        select(ResourceRow)
+        .join(
+            newest,
+            (ResourceRow.kind == newest.c.kind)
+            & (ResourceRow.name == newest.c.name)
+            & (ResourceRow.revision == newest.c.rev),
+        )
+        .where(ResourceRow.deleted.is_(False))
+    )
     if kind:
         q = q.where(ResourceRow.kind == kind)
     return list(session.scalars(q.order_by(ResourceRow.kind, ResourceRow.name)))
@@ -91,8 +95,9 @@ def flow(session: Session, name: str) -> tuple[FlowSpec, int, dict[str, Any]]:
     return c.spec, c.revision, c.document
 
 
-def apply(session: Session, docs: list[SourceDoc], registry: Registry, actor: str,
-          now: Any) -> list[tuple[Definition, str]]:
+def apply(
+    session: Session, docs: list[SourceDoc], registry: Registry, actor: str, now: Any
+) -> list[tuple[Definition, str]]:
     """Validate the batch against what is stored, then write it; unchanged ones are skipped.
 
     Returns each definition with what happened to it: created, configured or unchanged.
@@ -102,8 +107,9 @@ def apply(session: Session, docs: list[SourceDoc], registry: Registry, actor: st
     current = {(r.kind, r.name): r for r in _latest(session)}
     revisions = dict(
         session.execute(
-            select(ResourceRow.kind + "/" + ResourceRow.name, func.max(ResourceRow.revision))
-            .group_by(ResourceRow.kind, ResourceRow.name)
+            select(
+                ResourceRow.kind + "/" + ResourceRow.name, func.max(ResourceRow.revision)
+            ).group_by(ResourceRow.kind, ResourceRow.name)
         ).all()
     )
     outcome: list[tuple[Definition, str]] = []
@@ -113,10 +119,26 @@ def apply(session: Session, docs: list[SourceDoc], registry: Registry, actor: st
             outcome.append((d, "unchanged"))
             continue
         revision = int(revisions.get(d.ref) or 0) + 1
-        session.add(ResourceRow(kind=d.kind, name=d.name, revision=revision, document=d.document,
-                                source=f"{d.file}:{d.line}", applied_by=actor, applied_at=now))
-        audit.append(session, now, actor, "apply", d.ref,
-                     old.document if old else None, {"revision": revision, **d.document})
+        session.add(
+            ResourceRow(
+                kind=d.kind,
+                name=d.name,
+                revision=revision,
+                document=d.document,
+                source=f"{d.file}:{d.line}",
+                applied_by=actor,
+                applied_at=now,
+            )
+        )
+        audit.append(
+            session,
+            now,
+            actor,
+            "apply",
+            d.ref,
+            old.document if old else None,
+            {"revision": revision, **d.document},
+        )
         outcome.append((d, "configured" if old else "created"))
     return outcome
 
@@ -127,10 +149,23 @@ def delete(session: Session, kind: str, name: str, actor: str, now: Any) -> int:
         for f in list_current(session, "PromotionFlow"):
             spec: FlowSpec = f.spec
             used = {spec.triggerEnvironment, *(n.name for n in spec.environments)}
-            if (kind == "Environment" and name in used) or (kind == "Product" and spec.product == name):
-                raise Conflict(f"{kind}/{name} is used by PromotionFlow/{f.name}: change or delete "
-                               "that flow first")
-    session.add(ResourceRow(kind=kind, name=name, revision=c.revision + 1, document=c.document,
-                            deleted=True, applied_by=actor, applied_at=now))
+            if (kind == "Environment" and name in used) or (
+                kind == "Product" and spec.product == name
+            ):
+                raise Conflict(
+                    f"{kind}/{name} is used by PromotionFlow/{f.name}: change or delete "
+                    "that flow first"
+                )
+    session.add(
+        ResourceRow(
+            kind=kind,
+            name=name,
+            revision=c.revision + 1,
+            document=c.document,
+            deleted=True,
+            applied_by=actor,
+            applied_at=now,
+        )
+    )
     audit.append(session, now, actor, "delete", c.ref, c.document, None)
     return c.revision + 1

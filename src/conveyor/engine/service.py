@@ -23,8 +23,14 @@ from conveyor.store.tables import ReleaseRow
 
 
 class Conveyor:
-    def __init__(self, store: Store, clock: Clock | None = None, registry: Registry | None = None,
-                 actor: str = "anonymous", workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        actor: str = "anonymous",
+        workdir: Path | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.registry = registry or default_registry()
@@ -38,8 +44,9 @@ class Conveyor:
 
     # --- definitions -------------------------------------------------------------------
 
-    def apply(self, paths: list[str | Path] | None = None,
-              docs: list[SourceDoc] | None = None) -> list[tuple[Definition, str]]:
+    def apply(
+        self, paths: list[str | Path] | None = None, docs: list[SourceDoc] | None = None
+    ) -> list[tuple[Definition, str]]:
         docs = docs if docs is not None else load_paths(paths or [])
         with self.store.session() as s:
             return resources.apply(s, docs, self.registry, self.actor, self.clock.now())
@@ -59,16 +66,23 @@ class Conveyor:
         with self.store.session() as s:
             resources.get_current(s, "Product", product)
             env = resources.get_current(s, "Environment", environment)
-            return merge(resources.policies(s),
-                         Target(product, environment, env.spec.type, env.labels))
+            return merge(
+                resources.policies(s), Target(product, environment, env.spec.type, env.labels)
+            )
 
     # --- releases ----------------------------------------------------------------------
 
-    def create_release(self, product: str, version: str, artifacts: dict[str, str],
-                       labels: dict[str, str] | None = None) -> ReleaseRow:
+    def create_release(
+        self,
+        product: str,
+        version: str,
+        artifacts: dict[str, str],
+        labels: dict[str, str] | None = None,
+    ) -> ReleaseRow:
         with self.store.session() as s:
-            return releases.create(s, product, version, artifacts, labels or {}, self.actor,
-                                   self.clock.now())
+            return releases.create(
+                s, product, version, artifacts, labels or {}, self.actor, self.clock.now()
+            )
 
     def trigger(self, flow: str, ref: str) -> ReleaseRow:
         with self.store.session() as s:
@@ -76,8 +90,9 @@ class Conveyor:
 
     def label(self, ref: str, labels: dict[str, str], remove: list[str] | None = None) -> None:
         with self.store.session() as s:
-            releases.set_labels(s, releases.find(s, ref), labels, remove or [], self.actor,
-                                self.clock.now())
+            releases.set_labels(
+                s, releases.find(s, ref), labels, remove or [], self.actor, self.clock.now()
+            )
 
     def retry(self, ref: str) -> list[str]:
         with self.store.session() as s:

@@ -67,10 +67,20 @@ class ReleaseView:
 
 
 def _tasks(rows: list[TaskRunRow]) -> list[TaskView]:
-    return [TaskView(r.stage, r.task, r.action, r.status, r.attempt,
-                     utc(r.started_at) if r.started_at else None,
-                     utc(r.finished_at) if r.finished_at else None, r.error, r.output)
-            for r in rows]
+    return [
+        TaskView(
+            r.stage,
+            r.task,
+            r.action,
+            r.status,
+            r.attempt,
+            utc(r.started_at) if r.started_at else None,
+            utc(r.finished_at) if r.finished_at else None,
+            r.error,
+            r.output,
+        )
+        for r in rows
+    ]
 
 
 def detail(p: PromotionRow, parents: list[PromotionRow], now: datetime) -> str:
@@ -86,17 +96,22 @@ def detail(p: PromotionRow, parents: list[PromotionRow], now: datetime) -> str:
             return "ready"
         if p.wait_until is not None:
             left = utc(p.wait_until) - now
-            return f"{p.wait_reason}, {format_duration(left)} left" if left.total_seconds() > 0 \
+            return (
+                f"{p.wait_reason}, {format_duration(left)} left"
+                if left.total_seconds() > 0
                 else f"{p.wait_reason}, due now"
+            )
         return p.wait_reason
     return p.message
 
 
 def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
-    promotions = session.scalars(select(PromotionRow).where(
-        PromotionRow.release_id == release.id).order_by(PromotionRow.id)).all()
-    tasks = session.scalars(select(TaskRunRow).where(
-        TaskRunRow.release_id == release.id).order_by(TaskRunRow.id)).all()
+    promotions = session.scalars(
+        select(PromotionRow).where(PromotionRow.release_id == release.id).order_by(PromotionRow.id)
+    ).all()
+    tasks = session.scalars(
+        select(TaskRunRow).where(TaskRunRow.release_id == release.id).order_by(TaskRunRow.id)
+    ).all()
     by_node: dict[str, list[PromotionRow]] = {}
     for p in promotions:
         by_node.setdefault(p.node, []).append(p)
@@ -111,24 +126,50 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
             for node in level:
                 parents = [q for par in graph.nodes[node].parents for q in by_node.get(par, [])]
                 for p in by_node.get(node, []):
-                    gates = session.scalars(select(GateResultRow).where(
-                        GateResultRow.promotion_id == p.id,
-                        GateResultRow.generation == p.generation).order_by(GateResultRow.id)).all()
-                    row.append(NodeView(
-                        node, p.environment, p.state, utc(p.state_since), detail(p, parents, now),
-                        utc(p.started_at) if p.started_at else None,
-                        utc(p.deployed_at) if p.deployed_at else None,
-                        utc(p.finished_at) if p.finished_at else None,
-                        list(graph.nodes[node].parents),
-                        _tasks([t for t in tasks if t.promotion_id == p.id]),
-                        [{"stage": g.stage, "kind": g.kind, "result": g.result,
-                          "reason": g.reason} for g in gates],
-                    ))
+                    gates = session.scalars(
+                        select(GateResultRow)
+                        .where(
+                            GateResultRow.promotion_id == p.id,
+                            GateResultRow.generation == p.generation,
+                        )
+                        .order_by(GateResultRow.id)
+                    ).all()
+                    row.append(
+                        NodeView(
+                            node,
+                            p.environment,
+                            p.state,
+                            utc(p.state_since),
+                            detail(p, parents, now),
+                            utc(p.started_at) if p.started_at else None,
+                            utc(p.deployed_at) if p.deployed_at else None,
+                            utc(p.finished_at) if p.finished_at else None,
+                            list(graph.nodes[node].parents),
+                            _tasks([t for t in tasks if t.promotion_id == p.id]),
+                            [
+                                {
+                                    "stage": g.stage,
+                                    "kind": g.kind,
+                                    "result": g.result,
+                                    "reason": g.reason,
+                                }
+                                for g in gates
+                            ],
+                        )
+                    )
             levels.append(row)
     return ReleaseView(
-        release.product, release.version, release.status, release.flow, flow_version,
-        utc(release.created_at), utc(release.triggered_at) if release.triggered_at else None,
-        utc(release.finished_at) if release.finished_at else None, dict(release.artifacts),
-        dict(release.labels), release.message, levels,
+        release.product,
+        release.version,
+        release.status,
+        release.flow,
+        flow_version,
+        utc(release.created_at),
+        utc(release.triggered_at) if release.triggered_at else None,
+        utc(release.finished_at) if release.finished_at else None,
+        dict(release.artifacts),
+        dict(release.labels),
+        release.message,
+        levels,
         _tasks([t for t in tasks if t.promotion_id is None]),
     )

@@ -28,7 +28,7 @@ def parse_duration(text: str | int) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """The shortest readable form: `2h`, `1h12m`, `45s`, `3d4h`."""
-    total = int(round(delta.total_seconds()))
+    total = round(delta.total_seconds())
     if total <= 0:
         return "0s"
     out = []

@@ -25,7 +25,8 @@ class Node:
             return [self.name]
         want = self.channel.labels
         return sorted(
-            env for env, labels in env_labels.items()
+            env
+            for env, labels in env_labels.items()
             if all(labels.get(k) == v for k, v in want.items())
         )
 
@@ -84,29 +85,30 @@ def build_graph(
     root = spec.triggerEnvironment
     nodes: dict[str, Node] = {root: Node(root, ())}
     if known is not None and root not in known:
-        findings.append(
-            (("spec", "triggerEnvironment"), _unknown_env(root, known))
-        )
+        findings.append((("spec", "triggerEnvironment"), _unknown_env(root, known)))
 
     for i, raw in enumerate(spec.environments):
         where: Path = ("spec", "environments", i)
         if raw.name == root:
             if raw.dependsOn:
                 findings.append(
-                    (where + ("dependsOn",), f"'{root}' is the trigger environment: it depends on nothing")
+                    (
+                        (*where, "dependsOn"),
+                        f"'{root}' is the trigger environment: it depends on nothing",
+                    )
                 )
             if raw.policy is not None:
                 nodes[root] = Node(root, (), None, raw.policy)
             continue
         if raw.name in nodes:
-            findings.append((where + ("name",), f"node '{raw.name}' appears twice in the flow"))
+            findings.append(((*where, "name"), f"node '{raw.name}' appears twice in the flow"))
             continue
         if raw.channel is None and known is not None and raw.name not in known:
-            findings.append((where + ("name",), _unknown_env(raw.name, known)))
+            findings.append(((*where, "name"), _unknown_env(raw.name, known)))
         if not raw.dependsOn:
             findings.append(
                 (
-                    where + ("dependsOn",),
+                    (*where, "dependsOn"),
                     f"node '{raw.name}' cannot be reached: give it dependsOn "
                     f"(for example [{root}])",
                 )
@@ -125,7 +127,10 @@ def build_graph(
                 )
             elif parent == raw.name:
                 findings.append(
-                    (("spec", "environments", i, "dependsOn", j), f"node '{raw.name}' depends on itself")
+                    (
+                        ("spec", "environments", i, "dependsOn", j),
+                        f"node '{raw.name}' depends on itself",
+                    )
                 )
 
     graph = FlowGraph(root, nodes)
@@ -151,7 +156,7 @@ def find_cycle(graph: FlowGraph) -> list[str]:
             if p not in graph.nodes:
                 continue
             if colour[p] == grey:
-                loop = stack_path[stack_path.index(p):] + [p]
+                loop = [*stack_path[stack_path.index(p) :], p]
                 return list(reversed(loop))
             if colour[p] == white:
                 found = visit(p)

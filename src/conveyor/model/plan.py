@@ -49,7 +49,7 @@ def build_plan(body: PolicyBody) -> Plan:
         stages.append(Stage("entry", "waiting", gates=list(body.gates)))
     if hooks.onStart:
         stages.append(Stage("hook.onStart", "running", tasks=list(hooks.onStart)))
-    for step in (body.workflow.steps if body.workflow else []):
+    for step in body.workflow.steps if body.workflow else []:
         stages.append(Stage(f"step.{step.name}", "running", tasks=list(step.tasks)))
     stages.extend(verify_stages(body.verify or []))
     if hooks.onSuccess:
@@ -82,6 +82,12 @@ def verify_stages(entries: list[dict[str, Any]]) -> list[Stage]:
 
 def release_plan(hooks: Hooks) -> tuple[Stage | None, Stage | None, list[TaskDef]]:
     """Release-level hooks: onStart before the root node, onSuccess after the last node."""
-    start = Stage("release.onStart", "running", tasks=list(hooks.onStart)) if hooks.onStart else None
-    done = Stage("release.onSuccess", "running", tasks=list(hooks.onSuccess)) if hooks.onSuccess else None
+    start = (
+        Stage("release.onStart", "running", tasks=list(hooks.onStart)) if hooks.onStart else None
+    )
+    done = (
+        Stage("release.onSuccess", "running", tasks=list(hooks.onSuccess))
+        if hooks.onSuccess
+        else None
+    )
     return start, done, list(hooks.onFail)

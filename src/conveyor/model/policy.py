@@ -44,7 +44,9 @@ class MergedPolicy:
 
 
 def merge(
-    policies: Mapping[str, PolicySpec], target: Target, inline: PolicyBody | None = None,
+    policies: Mapping[str, PolicySpec],
+    target: Target,
+    inline: PolicyBody | None = None,
     inline_source: str = "flow node",
 ) -> MergedPolicy:
     """Later (higher priority) policies win per field; a node's inline policy wins over all."""

@@ -25,8 +25,12 @@ class Artifact:
 
     def as_context(self) -> dict[str, str]:
         return {
-            "name": self.name, "type": self.type, "ref": self.ref,
-            "repository": self.repository, "digest": self.digest, "version": self.version,
+            "name": self.name,
+            "type": self.type,
+            "ref": self.ref,
+            "repository": self.repository,
+            "digest": self.digest,
+            "version": self.version,
         }
 
 
@@ -80,6 +84,10 @@ def artifact_to_json(a: Artifact) -> dict[str, Any]:
 
 def artifact_from_json(d: dict[str, Any]) -> Artifact:
     return Artifact(
-        d["name"], d["type"], d["ref"], d.get("repository", ""), d.get("digest", ""),
+        d["name"],
+        d["type"],
+        d["ref"],
+        d.get("repository", ""),
+        d.get("digest", ""),
         d.get("version", ""),
     )

@@ -32,9 +32,7 @@ class PromotionState(StrEnum):
         return self in (PromotionState.RUNNING, PromotionState.VERIFYING)
 
 
-_ACTIVE = frozenset(
-    {PromotionState.WAITING, PromotionState.RUNNING, PromotionState.VERIFYING}
-)
+_ACTIVE = frozenset({PromotionState.WAITING, PromotionState.RUNNING, PromotionState.VERIFYING})
 _FINAL = frozenset(
     {
         PromotionState.SUCCEEDED,

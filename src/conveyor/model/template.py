@@ -17,8 +17,16 @@ _PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_0-9][\w-]*)*$")
 # What may be named at all; `*` stands for keys the user defines (artifact names, labels).
 SHAPE: dict[str, Any] = {
     "release": {"product": None, "version": None, "labels": {"*": None}, "id": None},
-    "artifacts": {"*": {"name": None, "type": None, "ref": None, "repository": None,
-                        "digest": None, "version": None}},
+    "artifacts": {
+        "*": {
+            "name": None,
+            "type": None,
+            "ref": None,
+            "repository": None,
+            "digest": None,
+            "version": None,
+        }
+    },
     "environment": {"name": None, "type": None, "labels": {"*": None}, "settings": {"*": None}},
     "product": {"name": None},
     "flow": {"name": None, "version": None},
@@ -37,7 +45,9 @@ def check_shape(text: str, known: Mapping[str, Any] | None = None) -> None:
     """Refuse names that can never resolve, at apply time."""
     for ref in references(text):
         if not _PATH.match(ref):
-            raise TemplateError(f"'${{{{ {ref} }}}}' is not a name: write for example release.version")
+            raise TemplateError(
+                f"'${{{{ {ref} }}}}' is not a name: write for example release.version"
+            )
         node: Any = known or SHAPE
         walked: list[str] = []
         for part in ref.split("."):
@@ -49,9 +59,8 @@ def check_shape(text: str, known: Mapping[str, Any] | None = None) -> None:
                 node = node["*"]
             else:
                 scope = ".".join(walked) or "the template context"
-                raise TemplateError(
-                    f"unknown name '{ref}': {scope} has {', '.join(sorted(k for k in node if k != '*'))}"
-                )
+                have = ", ".join(sorted(k for k in node if k != "*"))
+                raise TemplateError(f"unknown name '{ref}': {scope} has {have}")
             walked.append(part)
         if isinstance(node, Mapping) and node:
             raise TemplateError(f"'{ref}' is a group, not a value: name one of its fields")
@@ -75,6 +84,7 @@ def lookup(context: Mapping[str, Any], ref: str) -> str:
 
 def render(text: str, context: Mapping[str, Any], sub: Callable[[str], str] | None = None) -> str:
     """Replace every `${{ }}`; `sub` may turn each value into something else (an env var)."""
+
     def one(match: re.Match[str]) -> str:
         value = lookup(context, match.group(1))
         return sub(value) if sub else value
@@ -93,7 +103,9 @@ def render_tree(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
-def strings_in(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+def strings_in(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], str]]:
     """Every string in a nested value with its path, for apply-time checks."""
     if isinstance(value, str):
         return [(path, value)]

@@ -85,8 +85,11 @@ def load_text(text: str, file: str = "<input>") -> list[SourceDoc]:
             continue
         if not isinstance(doc, CommentedMap):
             raise DefinitionError(
-                Problem("a document must be a mapping with apiVersion, kind, metadata, spec", file,
-                        _first_line(doc))
+                Problem(
+                    "a document must be a mapping with apiVersion, kind, metadata, spec",
+                    file,
+                    _first_line(doc),
+                )
             )
         out.append(SourceDoc(file, doc.lc.line + 1 if doc.lc.line is not None else 1, doc))
     return out
@@ -99,7 +102,9 @@ def load_paths(paths: Iterable[str | FsPath]) -> list[SourceDoc]:
     for p in paths:
         path = FsPath(p)
         if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+            files = sorted(
+                f for f in path.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
+            )
         elif path.is_file() or str(p) == "-":
             files = [path]
         else:

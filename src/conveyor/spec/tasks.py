@@ -23,7 +23,10 @@ def settings_errors(model: type[BaseModel], value: Any, path: Path) -> list[Find
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
             if err["type"] == "extra_forbidden":
-                msg = f"unknown field '{loc[-1]}': check its spelling (`conveyor schema` lists the fields)"
+                msg = (
+                    f"unknown field '{loc[-1]}': check its spelling "
+                    "(`conveyor schema` lists the fields)"
+                )
             elif err["type"] == "missing":
                 msg = f"required field '{loc[-1]}' is missing"
             else:
@@ -35,12 +38,18 @@ def settings_errors(model: type[BaseModel], value: Any, path: Path) -> list[Find
 
 def check_gate(entry: Any, where: Path, catalog: Catalog) -> list[Finding]:
     if not isinstance(entry, dict) or len(entry) != 1:
-        return [(where, "a gate is written as one key, its kind: for example {timed: {duration: 2h}}")]
+        return [
+            (where, "a gate is written as one key, its kind: for example {timed: {duration: 2h}}")
+        ]
     ((kind, settings),) = entry.items()
     model = catalog.gate_settings(kind)
     if model is None:
-        return [((*where, kind), f"unknown gate kind '{kind}': use one of "
-                                 f"{', '.join(catalog.gate_kinds())}")]
+        return [
+            (
+                (*where, kind),
+                f"unknown gate kind '{kind}': use one of {', '.join(catalog.gate_kinds())}",
+            )
+        ]
     return settings_errors(model, settings, (*where, kind))
 
 
@@ -54,8 +63,12 @@ def check_task(task: Any, where: Path, catalog: Catalog, shape: bool = False) ->
     uses = task.get("uses")
     model = catalog.action_settings(str(uses))
     if model is None:
-        return [((*where, "uses"), f"unknown action kind '{uses}': use one of "
-                                   f"{', '.join(catalog.action_names())}")]
+        return [
+            (
+                (*where, "uses"),
+                f"unknown action kind '{uses}': use one of {', '.join(catalog.action_names())}",
+            )
+        ]
     settings = task.get("with") or {}
     out = settings_errors(model, settings, (*where, "with"))
     for sub, text in strings_in(settings, (*where, "with")):
@@ -75,8 +88,9 @@ def check_policy_body(body: dict[str, Any], path: Path, catalog: Catalog) -> lis
     for i, gate in enumerate(body.get("gates") or []):
         out.extend(check_gate(gate, (*path, "gates", i), catalog))
     for i, step in enumerate((body.get("workflow") or {}).get("steps") or []):
-        out.extend(check_tasks(step.get("tasks") or [], (*path, "workflow", "steps", i, "tasks"),
-                               catalog))
+        out.extend(
+            check_tasks(step.get("tasks") or [], (*path, "workflow", "steps", i, "tasks"), catalog)
+        )
     for i, entry in enumerate(body.get("verify") or []):
         where = (*path, "verify", i)
         if isinstance(entry, dict) and "uses" in entry:

@@ -46,8 +46,15 @@ def parse_document(doc: SourceDoc) -> tuple[Definition | None, list[Problem]]:
         return None, [doc.problem(p, m, resource) for p, m in found]
     spec = model.model_validate(envelope.spec)
     return (
-        Definition(envelope.kind, envelope.metadata.name, dict(envelope.metadata.labels), spec,
-                   data, doc.file, doc.line),
+        Definition(
+            envelope.kind,
+            envelope.metadata.name,
+            dict(envelope.metadata.labels),
+            spec,
+            data,
+            doc.file,
+            doc.line,
+        ),
         [],
     )
 
@@ -73,9 +80,13 @@ def validate_batch(
             continue
         if definition.ref in seen:
             first = seen[definition.ref]
-            problems.append(doc.problem(("metadata", "name"),
-                                        f"{definition.ref} is defined twice (also at "
-                                        f"{first.file}:{first.line})", definition.ref))
+            problems.append(
+                doc.problem(
+                    ("metadata", "name"),
+                    f"{definition.ref} is defined twice (also at {first.file}:{first.line})",
+                    definition.ref,
+                )
+            )
             continue
         seen[definition.ref] = doc
         parsed.append((doc, definition))
@@ -96,24 +107,32 @@ def validate_batch(
 
 
 def _check_references(
-    doc: SourceDoc, d: Definition, catalog: Catalog,
-    envs: Mapping[str, Mapping[str, str]], prods: set[str],
+    doc: SourceDoc,
+    d: Definition,
+    catalog: Catalog,
+    envs: Mapping[str, Mapping[str, str]],
+    prods: set[str],
 ) -> list[Problem]:
     raw_spec: dict[str, Any] = d.document.get("spec") or {}
     if d.kind == "PromotionPolicy":
-        return [doc.problem(p, m, d.ref) for p, m in check_policy_body(raw_spec, ("spec",), catalog)]
+        return [
+            doc.problem(p, m, d.ref) for p, m in check_policy_body(raw_spec, ("spec",), catalog)
+        ]
     if d.kind != "PromotionFlow":
         return []
     assert isinstance(d.spec, FlowSpec)
     found: list[tuple[Path, str]] = []
     if d.spec.product not in prods:
-        found.append((("spec", "product"), f"product '{d.spec.product}' is not defined: apply it first"))
+        found.append(
+            (("spec", "product"), f"product '{d.spec.product}' is not defined: apply it first")
+        )
     _, graph_findings = build_graph(d.spec, envs.keys())
     found.extend(graph_findings)
     for i, node in enumerate(raw_spec.get("environments") or []):
         if isinstance(node, dict) and isinstance(node.get("policy"), dict):
-            found.extend(check_policy_body(node["policy"], ("spec", "environments", i, "policy"),
-                                           catalog))
+            found.extend(
+                check_policy_body(node["policy"], ("spec", "environments", i, "policy"), catalog)
+            )
     hooks = raw_spec.get("hooks") or {}
     for hook in ("onStart", "onSuccess", "onFail"):
         found.extend(check_tasks(hooks.get(hook) or [], ("spec", "hooks", hook), catalog))

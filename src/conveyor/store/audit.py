@@ -16,22 +16,39 @@ from conveyor.store.tables import AuditRow
 GENESIS = "0" * 64
 
 
-def _digest(prev: str, at: datetime, actor: str, action: str, subject: str,
-            before: Any, after: Any) -> str:
+def _digest(
+    prev: str, at: datetime, actor: str, action: str, subject: str, before: Any, after: Any
+) -> str:
     body = json.dumps(
         [prev, utc(at).isoformat(), actor, action, subject, before, after],
-        sort_keys=True, separators=(",", ":"), default=str,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def append(session: Session, at: datetime, actor: str, action: str, subject: str,
-           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditRow:
+def append(
+    session: Session,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditRow:
     last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
     prev = last.hash if last else GENESIS
-    row = AuditRow(at=at, actor=actor, action=action, subject=subject, before=before,
-                   after=after, prev_hash=prev,
-                   hash=_digest(prev, at, actor, action, subject, before, after))
+    row = AuditRow(
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        before=before,
+        after=after,
+        prev_hash=prev,
+        hash=_digest(prev, at, actor, action, subject, before, after),
+    )
     session.add(row)
     session.flush()
     return row
@@ -46,8 +63,9 @@ def verify(session: Session) -> tuple[int, list[str]]:
         count += 1
         if row.prev_hash != prev:
             problems.append(f"event {row.id}: links to {row.prev_hash[:12]}, expected {prev[:12]}")
-        want = _digest(row.prev_hash, row.at, row.actor, row.action, row.subject, row.before,
-                       row.after)
+        want = _digest(
+            row.prev_hash, row.at, row.actor, row.action, row.subject, row.before, row.after
+        )
         if row.hash != want:
             problems.append(f"event {row.id}: content does not match its hash (edited?)")
         prev = row.hash

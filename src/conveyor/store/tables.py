@@ -8,15 +8,45 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from conveyor.clock import utc
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as UTC, read back as aware UTC: SQLite would otherwise drop the offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Conveyor stores only timezone-aware times")
+        return utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else utc(value)
 
 
 class Base(DeclarativeBase):
     type_annotation_map = {
         dict[str, Any]: JSON,
         list[Any]: JSON,
-        datetime: DateTime(timezone=True),
+        datetime: UTCDateTime(),
     }
 
 
@@ -94,9 +124,7 @@ class TaskRunRow(Base):
     """One task of one stage, for a promotion or (promotion_id NULL) its release's hooks."""
 
     __tablename__ = "task_runs"
-    __table_args__ = (
-        UniqueConstraint("release_id", "scope", "generation", "stage", "task"),
-    )
+    __table_args__ = (UniqueConstraint("release_id", "scope", "generation", "stage", "task"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)

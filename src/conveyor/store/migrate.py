@@ -1,0 +1,120 @@
+"""Schema migrations, run in-process with Alembic: no alembic.ini, no logging setup.
+
+`upgrade` is called each time a store is opened, so it is cheap and silent when the
+database is already at head. The revisions live in `conveyor/store/migrations/versions`.
+
+A new revision, after editing `tables.py` (compare against a database at the old head):
+
+    from alembic import command
+    from conveyor.store.migrate import config
+    cfg = config()
+    cfg.set_main_option("sqlalchemy.url", "sqlite:////tmp/at-head.db")
+    command.revision(cfg, message="what changed", autogenerate=True, rev_id="0002")
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def config(connection: Connection | None = None) -> Config:
+    """An Alembic Config built in code, optionally carrying an open connection for env.py."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str | None:
+    """The newest revision id shipped with this version of Conveyor."""
+    return ScriptDirectory.from_config(config()).get_current_head()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to head; does nothing when it is there already.
+
+    Callers opening a new database at the same moment take turns: the first migrates,
+    the others wait for it and then find the database at head.
+    """
+    target = head()
+    with _alembic():
+        with engine.connect() as connection:
+            if _current(connection) == target:
+                return
+        with engine.begin() as connection:
+            _lock(connection)
+            if _current(connection) == target:
+                return
+            command.upgrade(config(connection), "head")
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Step the database back to `revision` ("base" drops every table)."""
+    with _alembic(), engine.begin() as connection:
+        _lock(connection)
+        command.downgrade(config(connection), revision)
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty (unmigrated) database."""
+    with _alembic(), engine.connect() as connection:
+        return _current(connection)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+# Any fixed number: the PostgreSQL advisory lock that serialises Conveyor's migrations.
+_PG_LOCK_KEY = 0x636F6E76
+
+
+def _lock(connection: Connection) -> None:
+    """Hold the database's migration lock until the transaction ends."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        # The write lock now, not at the first write: a second migrator waits here
+        # (busy timeout) and then sees head, instead of failing on "table already exists".
+        # Only when the driver has not begun a transaction of its own already.
+        if not getattr(connection.connection.driver_connection, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+
+
+# Alembic keeps the running migration in module globals (`alembic.context`, `alembic.op`),
+# so two threads of one process must not run commands at once. Taken before any
+# database lock, never after one, so it cannot deadlock with `_lock`.
+_ALEMBIC_LOCK = threading.RLock()
+
+
+@contextmanager
+def _alembic() -> Iterator[None]:
+    """One Alembic call at a time in this process, its INFO chatter held back.
+
+    ("Context impl ...", "Running upgrade ..."), unless the application has set a level
+    for the "alembic" logger itself; warnings still get through.
+    """
+    with _ALEMBIC_LOCK:
+        logger = logging.getLogger("alembic")
+        if logger.level != logging.NOTSET:
+            yield
+            return
+        logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            logger.setLevel(logging.NOTSET)
