@@ -46,6 +46,7 @@ def events(store: Store) -> list[int]:
             "web@1.2.3",
             after={"status": "pending", "labels": {"b": 2, "a": 1}},
         )
+        session.flush()  # append leaves flushing to the unit of work; ids come with it
         ids = [first.id, second.id]
     with store.session() as session:
         third = audit.append(
@@ -57,6 +58,7 @@ def events(store: Store) -> list[int]:
             before={"status": "pending"},
             after={"status": "running"},
         )
+        session.flush()
         ids.append(third.id)
     return ids
 

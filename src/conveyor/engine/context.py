@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -9,9 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
-from conveyor.engine import resources
 from conveyor.gates import GateContext
-from conveyor.model.definitions import FlowSpec, PolicyBody
+from conveyor.model.definitions import EnvironmentSpec, FlowSpec, PolicyBody
 from conveyor.model.release import ReleaseInfo, artifact_from_json
 from conveyor.model.states import PromotionState
 from conveyor.store.tables import PromotionRow, ReleaseRow
@@ -36,7 +36,9 @@ def policy_body(promotion: PromotionRow) -> PolicyBody:
 
 
 def template_context(
-    session: Session, release: ReleaseRow, environment: str | None
+    release: ReleaseRow,
+    environment: str | None,
+    envs: Mapping[str, tuple[EnvironmentSpec, dict[str, str]]],
 ) -> dict[str, Any]:
     info = release_info(release)
     ctx: dict[str, Any] = {
@@ -54,7 +56,6 @@ def template_context(
         },
     }
     if environment is not None:
-        envs = resources.environments(session)
         spec, labels = envs.get(environment, (None, {}))
         ctx["environment"] = {
             "name": environment,

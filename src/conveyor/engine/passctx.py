@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conveyor.actions import ActionContext
+from conveyor.actions import Action, ActionContext
 from conveyor.clock import utc
+from conveyor.engine import resources
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
-from conveyor.model.definitions import TaskDef
+from conveyor.model.definitions import EnvironmentSpec, TaskDef
 from conveyor.model.states import PromotionState, ReleaseStatus, can_move
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
@@ -33,6 +34,15 @@ class PassContext:
     actor: str = "engine"
     moved: bool = False
     wake_times: list[datetime] = field(default_factory=list)
+    starts: list[tuple[TaskRunRow, Action, ActionContext]] = field(default_factory=list)
+    _environments: dict[str, tuple[EnvironmentSpec, dict[str, str]]] | None = None
+
+    @property
+    def environments(self) -> dict[str, tuple[EnvironmentSpec, dict[str, str]]]:
+        """The environments as defined now, read once per pass."""
+        if self._environments is None:
+            self._environments = resources.environments(self.session)
+        return self._environments
 
     def wake_at(self, when: datetime | None) -> None:
         if when is not None:
@@ -141,7 +151,6 @@ class PassContext:
                 self._start(row, task, template)
             elif row.status == "retrying":
                 self.wake_at(row.next_attempt_at)
-        self.session.flush()
         for task in tasks:
             row = rows[task.name]
             if row.status in ("failed", "cancelled") and task.halt_on_error:
@@ -161,14 +170,21 @@ class PassContext:
             row.finished_at = self.now
             return
         row.status = "running"
-        self.session.flush()
         ctx = ActionContext(
             raw=dict(task.with_),
             template=template,
             workdir=self.workdir,
             timeout_s=task.timeout.total_seconds(),
         )
-        self.runner.start(row.id, action, ctx)
+        self.starts.append((row, action, ctx))
+
+    def start_tasks(self) -> None:
+        """Hand the pass's new tasks to the runner, once the pass is committed: a task never
+        runs without a stored row that says so."""
+        for row, action, ctx in self.starts:
+            if row.status == "running":  # not cancelled later in the same pass
+                self.runner.start(row.id, action, ctx)
+        self.starts.clear()
 
     def record(
         self,

@@ -153,7 +153,7 @@ def _store_gate(
 
 
 def _tasks(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage) -> bool:
-    template = template_context(pc.session, release, p.environment)
+    template = template_context(release, p.environment, pc.environments)
     status, reason = pc.drive_tasks(release, p, stage.key, stage.tasks, template)
     if status == "failed":
         fail(pc, release, p, reason, build_plan(policy_body(p)))
@@ -192,7 +192,7 @@ def fail(pc: PassContext, release: ReleaseRow, p: PromotionRow, reason: str, pla
 
 
 def _run_fail_hooks(pc: PassContext, release: ReleaseRow, p: PromotionRow, plan: Plan) -> None:
-    template = template_context(pc.session, release, p.environment)
+    template = template_context(release, p.environment, pc.environments)
     status, reason = pc.drive_tasks(release, p, "hook.onFail", plan.on_fail, template)
     if status == "running":
         return

@@ -11,13 +11,14 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from conveyor.clock import Clock
+from conveyor.engine import wakeup
 from conveyor.engine.context import flow_spec, policy_body, template_context
 from conveyor.engine.passctx import PassContext
 from conveyor.engine.promotions import advance, is_ready
@@ -31,7 +32,7 @@ from conveyor.model.states import ReleaseStatus as R
 from conveyor.store import Store
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
-MAX_PASSES_PER_STEP = 50  # passes in a row without sleeping before `run_until_idle` rests
+RESYNC = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Engine:
             for r in session.scalars(select(TaskRunRow).where(TaskRunRow.status == "retrying")):
                 pc.wake_at(r.next_attempt_at)
             next_at = min(pc.wake_times) if pc.wake_times else None
+        pc.start_tasks()
         return PassOutcome(pc.moved, next_at, self.runner.inflight)
 
     def _collect(self, pc: PassContext) -> None:
@@ -138,7 +140,7 @@ class Engine:
         flow = flow_spec(release)
         graph, _ = build_graph(flow)
         start, finish, on_fail = release_plan(flow.hooks)
-        template = template_context(pc.session, release, None)
+        template = template_context(release, None, pc.environments)
         done = list(release.hooks_done)
 
         if release.status == R.RUNNING and start and start.key not in done:
@@ -231,13 +233,27 @@ class Engine:
             self.clock.sleep_until(outcome.next_at, self.wake)
         return outcome
 
-    def serve(self) -> None:
-        """Run until `stop()`; sleep until the next due time or an event."""
-        while not self._stop.is_set():
-            outcome = self.run_pass()
-            if outcome.moved:
-                continue
-            self.clock.sleep_until(outcome.next_at, self.wake)
+    def serve(self, resync: timedelta = RESYNC) -> None:
+        """Run until `stop()`; sleep until the next due time or an event.
+
+        Writers in other processes wake it through a socket beside the database; where
+        there is none, it also looks again every `resync` as a safety net.
+        """
+        path = wakeup.path_for(self.store.engine.url)
+        listener = wakeup.Listener(path, self.wake) if path else None
+        try:
+            while not self._stop.is_set():
+                outcome = self.run_pass()
+                if outcome.moved:
+                    continue
+                until = outcome.next_at
+                if listener is None:
+                    cap = self.clock.now() + resync
+                    until = cap if until is None else min(until, cap)
+                self.clock.sleep_until(until, self.wake)
+        finally:
+            if listener is not None:
+                listener.close()
 
     def stop(self) -> None:
         self._stop.set()

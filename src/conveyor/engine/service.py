@@ -5,13 +5,16 @@ Each method is one unit of work in the store, audited under the caller's name.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
-from conveyor.engine import releases, resources
+from conveyor.engine import releases, resources, wakeup
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
@@ -37,6 +40,16 @@ class Conveyor:
         self.actor = actor
         self.workdir = workdir or Path.cwd()
         self._engine: Engine | None = None
+        self._wake_path = wakeup.path_for(store.engine.url)
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A unit of work that changes state; once committed, engines are woken."""
+        with self.store.session() as session:
+            yield session
+        wakeup.notify(self._wake_path)
+        if self._engine is not None:
+            self._engine.wake.set()
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> Conveyor:
@@ -48,7 +61,7 @@ class Conveyor:
         self, paths: list[str | Path] | None = None, docs: list[SourceDoc] | None = None
     ) -> list[tuple[Definition, str]]:
         docs = docs if docs is not None else load_paths(paths or [])
-        with self.store.session() as s:
+        with self._write() as s:
             return resources.apply(s, docs, self.registry, self.actor, self.clock.now())
 
     def get(self, kind: str, name: str | None = None) -> list[resources.Current]:
@@ -59,7 +72,7 @@ class Conveyor:
             return resources.list_current(s, kind)
 
     def delete(self, kind: str, name: str) -> int:
-        with self.store.session() as s:
+        with self._write() as s:
             return resources.delete(s, canonical_kind(kind), name, self.actor, self.clock.now())
 
     def explain(self, product: str, environment: str) -> MergedPolicy:
@@ -79,27 +92,27 @@ class Conveyor:
         artifacts: dict[str, str],
         labels: dict[str, str] | None = None,
     ) -> ReleaseRow:
-        with self.store.session() as s:
+        with self._write() as s:
             return releases.create(
                 s, product, version, artifacts, labels or {}, self.actor, self.clock.now()
             )
 
     def trigger(self, flow: str, ref: str) -> ReleaseRow:
-        with self.store.session() as s:
+        with self._write() as s:
             return releases.trigger(s, flow, releases.find(s, ref), self.actor, self.clock.now())
 
     def label(self, ref: str, labels: dict[str, str], remove: list[str] | None = None) -> None:
-        with self.store.session() as s:
+        with self._write() as s:
             releases.set_labels(
                 s, releases.find(s, ref), labels, remove or [], self.actor, self.clock.now()
             )
 
     def retry(self, ref: str) -> list[str]:
-        with self.store.session() as s:
+        with self._write() as s:
             return releases.retry(s, releases.find(s, ref), self.actor, self.clock.now())
 
     def terminate(self, ref: str) -> None:
-        with self.store.session() as s:
+        with self._write() as s:
             releases.terminate(s, releases.find(s, ref), self.actor, self.clock.now())
 
     def show(self, ref: str) -> ReleaseView:

@@ -14,6 +14,7 @@ from conveyor.clock import utc
 from conveyor.store.tables import AuditRow
 
 GENESIS = "0" * 64
+_HEAD = "conveyor.audit.head"
 
 
 def _digest(
@@ -37,8 +38,11 @@ def append(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditRow:
-    last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
-    prev = last.hash if last else GENESIS
+    # The chain's head is remembered for the rest of the transaction: one read, not one per event.
+    prev = session.info.get(_HEAD)
+    if prev is None:
+        last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
+        prev = last.hash if last else GENESIS
     row = AuditRow(
         at=at,
         actor=actor,
@@ -50,7 +54,7 @@ def append(
         hash=_digest(prev, at, actor, action, subject, before, after),
     )
     session.add(row)
-    session.flush()
+    session.info[_HEAD] = row.hash
     return row
 
 

@@ -1,0 +1,65 @@
+"""`conveyor engine` as a long-running process: woken by writers elsewhere, not by polling."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from conveyor.clock import SystemClock
+from conveyor.engine import wakeup
+from conveyor.engine.service import Conveyor
+from conveyor.store import open_store
+from tests.conftest import BASE, DIGEST, apply_yaml
+
+FLOW = """
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {name: main}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments:
+    - {name: qa, dependsOn: [dev]}
+"""
+
+
+def test_engine_wakes_on_a_write_from_another_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    server = Conveyor(open_store(url), clock=SystemClock(), workdir=tmp_path)
+    client = Conveyor(open_store(url), clock=SystemClock(), workdir=tmp_path)
+    apply_yaml(client, BASE + FLOW)
+    sock = wakeup.path_for(server.store.engine.url)
+    assert sock is not None
+    # An hour between safety-net looks: only the wake-up can make this pass quickly.
+    thread = threading.Thread(target=server.engine.serve, kwargs={"resync": timedelta(hours=1)})
+    thread.start()
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            threading.Event().wait(0.02)
+        assert sock.exists(), "the engine listens beside its database"
+        client.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
+        client.trigger("main", "shop@1.0.0")
+        status = ""
+        for _ in range(150):  # 15 s at most; a woken engine needs well under one
+            status = client.show("shop@1.0.0").status
+            if status == "succeeded":
+                break
+            threading.Event().wait(0.1)
+        assert status == "succeeded"
+    finally:
+        server.engine.stop()
+        thread.join(timeout=10)
+        server.close()
+        client.close()
+    assert not thread.is_alive()
+    assert not sock.exists(), "the socket is removed when the engine stops"
+
+
+def test_notify_without_a_listener_is_harmless(tmp_path: Path) -> None:
+    wakeup.notify(tmp_path / "nobody.wake")
+    wakeup.notify(None)
