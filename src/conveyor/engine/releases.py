@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from conveyor.engine import resources
 from conveyor.errors import Conflict, DefinitionError, NotFound, Problem
 from conveyor.model.flow import build_graph
 from conveyor.model.policy import Target, merge
-from conveyor.model.release import artifact_to_json, newer, parse_version, pin_artifact
+from conveyor.model.release import artifact_to_json, canonical_version, newer, pin_artifact
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.store import audit
@@ -28,6 +29,8 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def find(session: Session, ref: str) -> ReleaseRow:
     product, version = parse_ref(ref)
+    with contextlib.suppress(ValueError):
+        version = canonical_version(version)
     row = session.scalars(
         select(ReleaseRow).where(ReleaseRow.product == product, ReleaseRow.version == version)
     ).first()
@@ -48,7 +51,7 @@ def create(
     spec = resources.get_current(session, "Product", product).spec
     problems: list[Problem] = []
     try:
-        parse_version(version)
+        version = canonical_version(version)
     except ValueError as exc:
         problems.append(Problem(str(exc), "command line", None, "--version"))
     declared = {a.name: a for a in spec.artifacts}

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -51,6 +52,11 @@ class Document(Strict):
     kind: str
     metadata: Metadata
     spec: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _empty_spec(cls, value: Any) -> Any:
+        return {} if value is None else value  # `spec:` with nothing under it
 
 
 # --- Product -------------------------------------------------------------------------
@@ -102,10 +108,10 @@ class TaskDef(Strict):
     backoff: Duration = timedelta(seconds=1)
     timeout: Duration = timedelta(minutes=10)
 
-    @model_validator(mode="after")
-    def _timeout_limit(self) -> TaskDef:
-        check_limit(self.timeout, MAX_TASK_TIMEOUT, "timeout")
-        return self
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_limit(cls, value: timedelta) -> timedelta:
+        return check_limit(value, MAX_TASK_TIMEOUT, "timeout")
 
 
 class StepDef(Strict):

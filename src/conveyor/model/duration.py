@@ -17,13 +17,22 @@ def parse_duration(text: str | int) -> timedelta:
     if isinstance(text, int):
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=text)
+        return _seconds(text)
     s = str(text).strip().lower().replace(" ", "")
     if not _WHOLE.match(s):
         raise ValueError(
             f"'{text}' is not a duration: write a number and a unit, such as 30s, 15m, 2h or 3d"
         )
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _PART.findall(s)))
+    return _seconds(sum(int(n) * _UNITS[u] for n, u in _PART.findall(s)))
+
+
+def _seconds(total: int) -> timedelta:
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        raise ValueError(
+            f"{total}s is far too long a duration: write at most days, e.g. 31d"
+        ) from None
 
 
 def format_duration(delta: timedelta) -> str:

@@ -31,13 +31,6 @@ class Plan:
     stages: list[Stage]
     on_fail: list[TaskDef]
 
-    def first_of(self, phase: Phase) -> int:
-        """Index of the first stage past the entry gates; deployment starts here."""
-        for i, s in enumerate(self.stages):
-            if s.phase != "waiting":
-                return i
-        return len(self.stages)
-
     def stage(self, key: str) -> Stage | None:
         return next((s for s in self.stages if s.key == key), None)
 

@@ -51,6 +51,11 @@ def parse_version(text: str) -> semver.Version:
         ) from None
 
 
+def canonical_version(text: str) -> str:
+    """One spelling per version: `v1.2.3` and `1.2.3` are the same release."""
+    return str(parse_version(text))
+
+
 def newer(a: str, b: str) -> bool:
     """True when version `a` is newer than `b`."""
     return parse_version(a) > parse_version(b)
