@@ -242,3 +242,9 @@ def test_concurrent_first_upgrades_take_turns(tmp_path: Path) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_head_constant_matches_the_newest_script() -> None:
+    from conveyor.store import migrate
+
+    assert migrate.head() == migrate.HEAD

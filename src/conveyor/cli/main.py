@@ -195,7 +195,11 @@ def flow_show(
     from conveyor.model.flowdraw import draw
 
     (flow,) = _cv(ctx).get("PromotionFlow", name)
-    print(draw(flow.spec, fmt, name=name))
+    try:
+        drawing = draw(flow.spec, fmt, name=name)
+    except ValueError as exc:
+        raise DefinitionError(Problem(str(exc), "command line", None, "--format")) from None
+    print(drawing)
 
 
 @policy_app.command("explain")
@@ -250,6 +254,10 @@ def release_show(
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
 ) -> None:
     """The release view: each environment's state, since when, and why."""
+    if output not in ("text", "json"):
+        raise DefinitionError(
+            Problem(f"unknown output '{output}': use text or json", "command line", None, "-o")
+        )
     cv = _cv(ctx)
     view = cv.show(ref)
     if output == "json":

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from conveyor.errors import DefinitionError, Problem
 from conveyor.model.duration import check_limit, format_duration, parse_duration
 
 API_VERSION = "conveyor.dev/v1"
@@ -232,7 +233,14 @@ def canonical_kind(text: str) -> str:
         return text
     kind = ALIASES.get(text.lower())
     if kind is None:
-        raise ValueError(f"unknown kind '{text}': use one of {', '.join(KINDS)}")
+        raise DefinitionError(
+            Problem(
+                f"unknown kind '{text}': use one of {', '.join(KINDS)}",
+                "command line",
+                None,
+                "kind",
+            )
+        )
     return kind
 
 

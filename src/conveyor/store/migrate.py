@@ -19,18 +19,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions. Kept here so that opening a database already
+# at head (every CLI call) does not import Alembic; a test checks it matches the scripts.
+HEAD = "0001"
 
 
 def config(connection: Connection | None = None) -> Config:
     """An Alembic Config built in code, optionally carrying an open connection for env.py."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -40,6 +46,8 @@ def config(connection: Connection | None = None) -> Config:
 
 def head() -> str | None:
     """The newest revision id shipped with this version of Conveyor."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(config()).get_current_head()
 
 
@@ -49,20 +57,31 @@ def upgrade(engine: Engine) -> None:
     Callers opening a new database at the same moment take turns: the first migrates,
     the others wait for it and then find the database at head.
     """
+    if _stamped(engine) == HEAD:
+        return
+    from alembic import command
+
     target = head()
-    with _alembic():
+    with _alembic(), engine.begin() as connection:
+        _lock(connection)
+        if _current(connection) == target:
+            return
+        command.upgrade(config(connection), "head")
+
+
+def _stamped(engine: Engine) -> str | None:
+    """The revision recorded in the database, read with plain SQL (None if there is none)."""
+    try:
         with engine.connect() as connection:
-            if _current(connection) == target:
-                return
-        with engine.begin() as connection:
-            _lock(connection)
-            if _current(connection) == target:
-                return
-            command.upgrade(config(connection), "head")
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Step the database back to `revision` ("base" drops every table)."""
+    from alembic import command
+
     with _alembic(), engine.begin() as connection:
         _lock(connection)
         command.downgrade(config(connection), revision)
@@ -75,6 +94,8 @@ def current(engine: Engine) -> str | None:
 
 
 def _current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
