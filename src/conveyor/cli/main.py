@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -305,11 +306,15 @@ def release_list(
 def release_label(
     ctx: typer.Context,
     ref: str,
-    labels: Annotated[list[str], typer.Argument(help="KEY=VALUE ...")],
+    labels: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE ...")] = None,
     remove: Annotated[list[str], typer.Option("--remove", help="A label to remove.")] = [],  # noqa: B006
 ) -> None:
     """Set or remove release labels (the only thing about a release that can change)."""
-    _cv(ctx).label(ref, _pairs(labels, "labels"), remove)
+    if not labels and not remove:
+        raise DefinitionError(
+            Problem("give KEY=VALUE labels to set, or --remove KEY", "command line", None, "labels")
+        )
+    _cv(ctx).label(ref, _pairs(labels or [], "labels"), remove)
     out.print(f"release {ref} labelled")
 
 
@@ -359,11 +364,15 @@ def run(
 def engine(ctx: typer.Context) -> None:
     """Run the engine until interrupted: it wakes on events and on the earliest gate deadline."""
     cv = _cv(ctx)
+    # SIGTERM (systemd, Kubernetes) stops as cleanly as Ctrl-C: the pass ends, the socket goes.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: cv.engine.stop())
     out.print(f"engine {cv.engine.owner} running on {cv.store.engine.url.render_as_string()}")
     try:
         cv.engine.serve()
     except KeyboardInterrupt:
         cv.engine.stop()
+    finally:
+        cv.close()
 
 
 @audit_app.command("verify")

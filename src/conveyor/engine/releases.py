@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from conveyor.engine import resources
@@ -250,14 +250,7 @@ def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> l
     for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == release.id)):
         if p.state not in (P.FAILED, P.REJECTED):
             continue
-        for row in session.scalars(
-            select(TaskRunRow).where(
-                TaskRunRow.promotion_id == p.id,
-                TaskRunRow.generation == p.generation,
-                TaskRunRow.status.in_(["failed", "cancelled"]),
-            )
-        ):
-            row.status, row.attempt, row.error = "queued", 0, ""
+        _requeue(session, TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation)
         audit.append(
             session,
             now,
@@ -270,16 +263,8 @@ def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> l
         p.state, p.state_since, p.message = P.WAITING, now, ""
         p.finished_at, p.fail_hooks_pending = None, False
         retried.append(p.environment)
-    # Release-level hooks that failed run again; the onFail hook may run again next time.
     release.hooks_done = [k for k in release.hooks_done if k != "release.onFail"]
-    for row in session.scalars(
-        select(TaskRunRow).where(
-            TaskRunRow.release_id == release.id,
-            TaskRunRow.scope == "release",
-            TaskRunRow.status.in_(["failed", "cancelled"]),
-        )
-    ):
-        row.status, row.attempt, row.error = "queued", 0, ""
+    _requeue(session, TaskRunRow.release_id == release.id, TaskRunRow.scope == "release")
     release.status, release.finished_at, release.message = R.RUNNING, None, ""
     audit.append(
         session,
@@ -291,6 +276,17 @@ def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> l
         {"status": R.RUNNING, "retried": retried},
     )
     return retried
+
+
+def _requeue(session: Session, *where: ColumnElement[bool]) -> None:
+    """Failed and cancelled tasks run again; onFail hooks that ran are forgotten, so they
+    run again if the retry fails too (the audit trail keeps their first run)."""
+    rows = session.scalars(select(TaskRunRow).where(*where))
+    for row in rows:
+        if row.stage in ("hook.onFail", "release.onFail"):
+            session.delete(row)
+        elif row.status in ("failed", "cancelled"):
+            row.status, row.attempt, row.error = "queued", 0, ""
 
 
 def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from conveyor.engine.registry import Registry
-from conveyor.errors import Conflict, NotFound
+from conveyor.errors import Conflict, DefinitionError, NotFound, Problem
 from conveyor.model.definitions import (
     KINDS,
     EnvironmentSpec,
@@ -104,6 +104,7 @@ def apply(
     """
     envs = {name: labels for name, (_, labels) in environments(session).items()}
     validated = validate_batch(docs, registry, envs, set(products(session)))
+    _one_auto_trigger_per_product(session, validated)
     current = {(r.kind, r.name): r for r in _latest(session)}
     revisions = dict(
         session.execute(
@@ -141,6 +142,33 @@ def apply(
         )
         outcome.append((d, "configured" if old else "created"))
     return outcome
+
+
+def _one_auto_trigger_per_product(session: Session, batch: list[Definition]) -> None:
+    """A release follows one flow, so only one flow per product may start it by itself."""
+    flows: dict[str, tuple[FlowSpec, Definition | None]] = {
+        c.name: (c.spec, None) for c in list_current(session, "PromotionFlow")
+    }
+    flows.update({d.name: (d.spec, d) for d in batch if isinstance(d.spec, FlowSpec)})
+    auto: dict[str, list[str]] = {}
+    for name, (spec, _) in sorted(flows.items()):
+        if spec.autoTrigger:
+            auto.setdefault(spec.product, []).append(name)
+    problems = [
+        Problem(
+            f"product {spec.product} would have several flows with autoTrigger "
+            f"({', '.join(auto[spec.product])}): a release follows one flow, so set "
+            "autoTrigger on one of them only",
+            d.file,
+            d.line,
+            "spec.autoTrigger",
+            d.ref,
+        )
+        for spec, d in flows.values()
+        if d is not None and spec.autoTrigger and len(auto[spec.product]) > 1
+    ]
+    if problems:
+        raise DefinitionError(problems)
 
 
 def delete(session: Session, kind: str, name: str, actor: str, now: Any) -> int:
