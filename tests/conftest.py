@@ -23,8 +23,12 @@ def clock() -> ManualClock:
 def cv(tmp_path: Path, clock: ManualClock) -> Iterator[Conveyor]:
     work = tmp_path / "work"
     work.mkdir()
-    c = Conveyor(open_store(f"sqlite:///{tmp_path / 'conveyor.db'}"), clock=clock,
-                 actor="tester", workdir=work)
+    c = Conveyor(
+        open_store(f"sqlite:///{tmp_path / 'conveyor.db'}"),
+        clock=clock,
+        actor="tester",
+        workdir=work,
+    )
     yield c
     c.close()
 

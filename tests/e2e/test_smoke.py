@@ -38,6 +38,10 @@ def test_smoke(cv: Conveyor) -> None:
     view = cv.show("shop@1.0.0")
     assert view.status == "succeeded", view
     assert {n.environment: n.state for n in view.nodes} == {
-        "dev": "succeeded", "qa": "succeeded", "prod": "succeeded", "prod-eu": "succeeded"}
+        "dev": "succeeded",
+        "qa": "succeeded",
+        "prod": "succeeded",
+        "prod-eu": "succeeded",
+    }
     lines = (cv.workdir / "log.txt").read_text().split()
     assert lines[:2] == ["dev", "qa"] and sorted(lines[2:]) == ["prod", "prod-eu"]

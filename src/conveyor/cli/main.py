@@ -234,6 +234,8 @@ def release_create(
     )
     note = f", triggered on flow {row.flow}" if row.flow else ""
     out.print(f"release {row.product}@{row.version} created{note}")
+    if row.message:
+        err.print(f"warning: {row.message}", markup=False)
 
 
 @app.command()

@@ -15,8 +15,9 @@ from conveyor.clock import utc
 from conveyor.engine import resources
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
+from conveyor.engine.transitions import move_promotion
 from conveyor.model.definitions import EnvironmentSpec, TaskDef
-from conveyor.model.states import PromotionState, ReleaseStatus, can_move
+from conveyor.model.states import PromotionState, ReleaseStatus
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
@@ -53,28 +54,8 @@ class PassContext:
     def move(
         self, p: PromotionRow, release: ReleaseRow, state: PromotionState, message: str = ""
     ) -> None:
-        old = PromotionState(p.state)
-        if old == state:
-            return
-        if not can_move(old, state):
-            raise AssertionError(f"promotion {p.id}: {old} -> {state} is not a transition")
-        p.state = state
-        p.state_since = self.now
-        if message or state.final:
-            p.message = message
-        if state.final:
-            p.finished_at = self.now
-            p.wait_reason, p.wait_until = "", None
-        self.moved = True
-        audit.append(
-            self.session,
-            self.now,
-            self.actor,
-            f"promotion.{state}",
-            f"{release.product}@{release.version}/{p.environment}",
-            {"state": str(old)},
-            {"state": str(state), "message": message} if message else {"state": str(state)},
-        )
+        if move_promotion(self.session, self.now, self.actor, release, p, state, message):
+            self.moved = True
 
     def set_status(self, release: ReleaseRow, status: ReleaseStatus, message: str = "") -> None:
         old = release.status
@@ -111,6 +92,7 @@ class PassContext:
         stage: str,
         tasks: list[TaskDef],
         template: dict[str, Any],
+        wait_all: bool = False,
     ) -> tuple[str, str]:
         """Start what is due, then say whether the stage is 'done', 'running' or 'failed'."""
         scope = _scope(promotion)
@@ -155,7 +137,9 @@ class PassContext:
             row = rows[task.name]
             if row.status in ("failed", "cancelled") and task.halt_on_error:
                 return "failed", f"task {task.name} {row.status}: {row.error or 'see its output'}"
-        if any(rows[t.name].status not in FINAL_TASK for t in tasks if t.wait_for_finish):
+        if any(
+            rows[t.name].status not in FINAL_TASK for t in tasks if t.wait_for_finish or wait_all
+        ):
             return "running", ""
         return "done", ""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from conveyor.clock import utc
@@ -11,7 +13,7 @@ from conveyor.model.gate import Fail, GateResult, Wait
 from conveyor.model.plan import Plan, Stage, build_plan
 from conveyor.model.release import newer
 from conveyor.model.states import PromotionState as P
-from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
+from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow
 
 
 def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: list[str]) -> None:
@@ -22,11 +24,16 @@ def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: lis
         return
     if not P(p.state).active:
         return
+    if _background(pc, release, p, plan) is None:
+        return
     for _ in range(len(plan.stages) + 1):  # each turn passes one stage or returns
         if p.cursor >= len(plan.stages):
             break
         stage = plan.stages[p.cursor]
         if not _enter(pc, release, p, stage.phase):
+            return
+        # Success is announced only once the tasks left running in the background are done.
+        if stage.key == "hook.onSuccess" and not _background(pc, release, p, plan):
             return
         passed = (
             _gates(pc, release, p, stage, upstream)
@@ -38,12 +45,7 @@ def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: lis
         p.cursor += 1
         p.wait_reason, p.wait_until = "", None
         pc.moved = True
-    if not _enter(pc, release, p, "verifying"):
-        return
-    status, reason = _background(pc, p)
-    if status == "failed":
-        fail(pc, release, p, reason, plan)
-    elif status == "done":
+    if _enter(pc, release, p, "verifying") and _background(pc, release, p, plan):
         pc.move(p, release, P.SUCCEEDED)
 
 
@@ -162,25 +164,22 @@ def _tasks(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage) 
     return status == "done"
 
 
-def _background(pc: PassContext, p: PromotionRow) -> tuple[str, str]:
-    """Tasks started with wait_for_finish: false must end before the promotion does."""
-    rows = pc.session.scalars(
-        select(TaskRunRow).where(
-            TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation
-        )
-    ).all()
-    plan = build_plan(policy_body(p))
-    halting = {(s.key, t.name) for s in plan.stages for t in s.tasks if t.halt_on_error}
-    for r in rows:
-        if r.status in ("failed", "cancelled") and (r.stage, r.task) in halting:
-            return "failed", f"task {r.task} {r.status}: {r.error or 'see its output'}"
-    if any(
-        r.status not in ("succeeded", "failed", "cancelled")
-        for r in rows
-        if not r.stage.startswith("hook.onFail")
-    ):
-        return "running", ""
-    return "done", ""
+def _background(pc: PassContext, release: ReleaseRow, p: PromotionRow, plan: Plan) -> bool | None:
+    """Drive the tasks that passed stages left running (wait_for_finish: false), retries
+    included. True when all have ended, False while some run, None if one failed `p`."""
+    done = True
+    template: dict[str, Any] | None = None
+    for stage in plan.stages[: p.cursor]:
+        background = [t for t in stage.tasks if not t.wait_for_finish]
+        if not background:
+            continue
+        template = template or template_context(release, p.environment, pc.environments)
+        status, reason = pc.drive_tasks(release, p, stage.key, background, template, wait_all=True)
+        if status == "failed":
+            fail(pc, release, p, reason, plan)
+            return None
+        done = done and status == "done"
+    return done
 
 
 def fail(pc: PassContext, release: ReleaseRow, p: PromotionRow, reason: str, plan: Plan) -> None:

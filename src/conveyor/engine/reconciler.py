@@ -208,7 +208,13 @@ class Engine:
             and not any(s.active for s in states)
         ):
             pc.set_status(release, R.SUPERSEDED, "a newer release reached an environment first")
-        if release.status == R.FAILED and on_fail and "release.onFail" not in release.hooks_done:
+        if (
+            release.status == R.FAILED
+            and on_fail
+            and "release.onFail" not in release.hooks_done
+            # The release's own onFail comes after its environments' (their rollbacks first).
+            and not any(p.fail_hooks_pending for p in promotions)
+        ):
             status, _ = pc.drive_tasks(release, None, "release.onFail", on_fail, template)
             if status != "running":
                 release.hooks_done = [*release.hooks_done, "release.onFail"]

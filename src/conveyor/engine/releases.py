@@ -6,10 +6,11 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from conveyor.engine import resources
+from conveyor.engine.transitions import move_promotion
 from conveyor.errors import Conflict, DefinitionError, NotFound, Problem
 from conveyor.model.flow import build_graph
 from conveyor.model.policy import Target, merge
@@ -114,7 +115,12 @@ def create(
     )
     for flow in resources.list_current(session, "PromotionFlow"):
         if flow.spec.product == product and flow.spec.autoTrigger:
-            trigger(session, flow.name, row, actor, now)
+            # A full queue must not lose the release: it is kept, untriggered, with the reason.
+            try:
+                with session.begin_nested():
+                    trigger(session, flow.name, row, actor, now)
+            except Conflict as exc:
+                row.message = f"not triggered on {flow.name}: {exc}"
     return row
 
 
@@ -137,8 +143,9 @@ def trigger(
     ).all()
     if flow.concurrency.mode == "queue" and len(in_flight) >= flow.concurrency.limit:
         raise Conflict(
-            f"flow {flow_name} already has {len(in_flight)} releases in flight, its "
-            f"queue limit: wait for some to finish or raise spec.concurrency.limit"
+            f"flow {flow_name} already has {len(in_flight)} releases in flight, its queue "
+            f"limit of {flow.concurrency.limit}: wait for some to finish or raise "
+            "spec.concurrency.limit"
         )
     envs = resources.environments(session)
     graph, findings = build_graph(flow, envs.keys())
@@ -204,17 +211,15 @@ def _supersede(
     """Stop an older release where it has not deployed; what is deploying finishes."""
     for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == older.id)):
         if p.state in (P.PENDING, P.WAITING):
-            audit.append(
+            move_promotion(
                 session,
                 now,
                 actor,
-                "promotion.superseded",
-                f"{older.product}@{older.version}/{p.environment}",
-                {"state": p.state},
-                {"state": P.SUPERSEDED, "by": newer_release.version},
+                older,
+                p,
+                P.SUPERSEDED,
+                f"superseded by {newer_release.version}",
             )
-            p.state, p.state_since, p.finished_at = P.SUPERSEDED, now, now
-            p.message = f"superseded by {newer_release.version}"
 
 
 def set_labels(
@@ -251,17 +256,8 @@ def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> l
         if p.state not in (P.FAILED, P.REJECTED):
             continue
         _requeue(session, TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation)
-        audit.append(
-            session,
-            now,
-            actor,
-            "promotion.retry",
-            f"{release.product}@{release.version}/{p.environment}",
-            {"state": p.state},
-            {"state": P.WAITING},
-        )
-        p.state, p.state_since, p.message = P.WAITING, now, ""
-        p.finished_at, p.fail_hooks_pending = None, False
+        move_promotion(session, now, actor, release, p, P.WAITING, "retried")
+        p.fail_hooks_pending = False
         retried.append(p.environment)
     release.hooks_done = [k for k in release.hooks_done if k != "release.onFail"]
     _requeue(session, TaskRunRow.release_id == release.id, TaskRunRow.scope == "release")
@@ -295,8 +291,7 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
         raise Conflict(f"release {release.product}@{release.version} is already {release.status}")
     for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == release.id)):
         if not P(p.state).final:
-            p.state, p.state_since, p.finished_at = P.TERMINATED, now, now
-            p.message = f"terminated by {actor}"
+            move_promotion(session, now, actor, release, p, P.TERMINATED, f"terminated by {actor}")
     for row in session.scalars(
         select(TaskRunRow).where(
             TaskRunRow.release_id == release.id, TaskRunRow.status.in_(["queued", "retrying"])
@@ -313,13 +308,4 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
         f"{release.product}@{release.version}",
         {"status": before},
         {"status": R.TERMINATED},
-    )
-
-
-def count(session: Session, product: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).select_from(ReleaseRow).where(ReleaseRow.product == product)
-        )
-        or 0
     )

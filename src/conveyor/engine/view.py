@@ -83,10 +83,13 @@ def _tasks(rows: list[TaskRunRow]) -> list[TaskView]:
     ]
 
 
-def detail(p: PromotionRow, parents: list[PromotionRow], now: datetime) -> str:
+def detail(
+    p: PromotionRow, parents: list[PromotionRow], ancestors: list[PromotionRow], now: datetime
+) -> str:
     state = P(p.state)
     if state == P.PENDING:
-        bad = next((q for q in parents if q.state in (P.FAILED, P.REJECTED, P.TERMINATED)), None)
+        stopped = (P.FAILED, P.REJECTED, P.TERMINATED)
+        bad = next((q for q in ancestors if q.state in stopped), None)
         if bad is not None:
             return f"blocked by the {bad.state} promotion in {bad.environment}"
         waiting_on = sorted({q.environment for q in parents if q.state != P.SUCCEEDED})
@@ -125,6 +128,8 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
             row: list[NodeView] = []
             for node in level:
                 parents = [q for par in graph.nodes[node].parents for q in by_node.get(par, [])]
+                # A failure anywhere upstream blocks this node, not only in its parents.
+                ancestors = [q for a in graph.ancestors(node) for q in by_node.get(a, [])]
                 for p in by_node.get(node, []):
                     gates = session.scalars(
                         select(GateResultRow)
@@ -140,7 +145,7 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
                             p.environment,
                             p.state,
                             utc(p.state_since),
-                            detail(p, parents, now),
+                            detail(p, parents, ancestors, now),
                             utc(p.started_at) if p.started_at else None,
                             utc(p.deployed_at) if p.deployed_at else None,
                             utc(p.finished_at) if p.finished_at else None,
