@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from conveyor.actions import Action, ActionContext
 from conveyor.clock import utc
 from conveyor.engine import resources
+from conveyor.engine.context import policy_body
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
 from conveyor.engine.transitions import move_promotion
 from conveyor.model.definitions import EnvironmentSpec, TaskDef
+from conveyor.model.plan import Plan, build_plan
 from conveyor.model.states import PromotionState, ReleaseStatus
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
@@ -36,6 +38,10 @@ class PassContext:
     moved: bool = False
     wake_times: list[datetime] = field(default_factory=list)
     starts: list[tuple[TaskRunRow, Action, ActionContext]] = field(default_factory=list)
+    _task_rows: dict[int, dict[tuple[str, int, str, str], TaskRunRow]] = field(default_factory=dict)
+    _versions: dict[str, list[str]] = field(default_factory=dict)
+    _plans: dict[int, Plan] = field(default_factory=dict)
+    _holders: dict[str, list[tuple[PromotionRow, ReleaseRow]]] | None = None
     _environments: dict[str, tuple[EnvironmentSpec, dict[str, str]]] | None = None
 
     @property
@@ -44,6 +50,50 @@ class PassContext:
         if self._environments is None:
             self._environments = resources.environments(self.session)
         return self._environments
+
+    def plan(self, p: PromotionRow) -> Plan:
+        """A promotion's plan, parsed once per pass (its policy never changes)."""
+        plan = self._plans.get(p.id)
+        if plan is None:
+            plan = self._plans[p.id] = build_plan(policy_body(p))
+        return plan
+
+    def triggered_versions(self, product: str) -> list[str]:
+        """Versions of a product that were ever sent down a flow, read once per pass."""
+        versions = self._versions.get(product)
+        if versions is None:
+            versions = self._versions[product] = list(
+                self.session.scalars(
+                    select(ReleaseRow.version).where(
+                        ReleaseRow.product == product, ReleaseRow.status != ReleaseStatus.CREATED
+                    )
+                )
+            )
+        return versions
+
+    def _task_index(self, release_id: int) -> dict[tuple[str, int, str, str], TaskRunRow]:
+        """A release's task rows, read once per pass: only the pass writes them."""
+        index = self._task_rows.get(release_id)
+        if index is None:
+            rows = self.session.scalars(
+                select(TaskRunRow).where(TaskRunRow.release_id == release_id)
+            )
+            index = {(r.scope, r.generation, r.stage, r.task): r for r in rows}
+            self._task_rows[release_id] = index
+        return index
+
+    def holders(self, environment: str) -> list[tuple[PromotionRow, ReleaseRow]]:
+        """The promotions deploying to an environment now (running or verifying)."""
+        if self._holders is None:
+            self._holders = {}
+            held = self.session.execute(
+                select(PromotionRow, ReleaseRow)
+                .join(ReleaseRow, PromotionRow.release_id == ReleaseRow.id)
+                .where(PromotionRow.state.in_([PromotionState.RUNNING, PromotionState.VERIFYING]))
+            ).all()
+            for p, r in held:
+                self._holders.setdefault(p.environment, []).append((p, r))
+        return self._holders.setdefault(environment, [])
 
     def wake_at(self, when: datetime | None) -> None:
         if when is not None:
@@ -54,8 +104,15 @@ class PassContext:
     def move(
         self, p: PromotionRow, release: ReleaseRow, state: PromotionState, message: str = ""
     ) -> None:
+        held = PromotionState(p.state).holds_environment
         if move_promotion(self.session, self.now, self.actor, release, p, state, message):
             self.moved = True
+            if held != state.holds_environment:
+                holders = self.holders(p.environment)
+                if state.holds_environment and all(q.id != p.id for q, _ in holders):
+                    holders.append((p, release))
+                else:
+                    holders[:] = [(q, r) for q, r in holders if q.id != p.id]
 
     def set_status(self, release: ReleaseRow, status: ReleaseStatus, message: str = "") -> None:
         old = release.status
@@ -97,16 +154,11 @@ class PassContext:
         """Start what is due, then say whether the stage is 'done', 'running' or 'failed'."""
         scope = _scope(promotion)
         generation = promotion.generation if promotion else release.generation
+        index = self._task_index(release.id)
         rows = {
-            r.task: r
-            for r in self.session.scalars(
-                select(TaskRunRow).where(
-                    TaskRunRow.release_id == release.id,
-                    TaskRunRow.scope == scope,
-                    TaskRunRow.generation == generation,
-                    TaskRunRow.stage == stage,
-                )
-            )
+            t.name: index[key]
+            for t in tasks
+            if (key := (scope, generation, stage, t.name)) in index
         }
         for task in tasks:
             row = rows.get(task.name)
@@ -123,7 +175,7 @@ class PassContext:
                     attempt=0,
                 )
                 self.session.add(row)
-                rows[task.name] = row
+                rows[task.name] = index[(scope, generation, stage, task.name)] = row
             due = row.status == "queued" or (
                 row.status == "retrying"
                 and row.next_attempt_at is not None

@@ -7,18 +7,18 @@ from typing import Any
 from sqlalchemy import select
 
 from conveyor.clock import utc
-from conveyor.engine.context import gate_context, policy_body, template_context
+from conveyor.engine.context import gate_context, template_context
 from conveyor.engine.passctx import PassContext
 from conveyor.model.gate import Fail, GateResult, Wait
-from conveyor.model.plan import Plan, Stage, build_plan
-from conveyor.model.release import newer
+from conveyor.model.plan import Plan, Stage
+from conveyor.model.release import newer, parse_version
 from conveyor.model.states import PromotionState as P
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow
 
 
 def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: list[str]) -> None:
     """Move `p` as far as it can go now. Safe to call any number of times (level-triggered)."""
-    plan = build_plan(policy_body(p))
+    plan = pc.plan(p)
     if p.fail_hooks_pending:
         _run_fail_hooks(pc, release, p, plan)
         return
@@ -66,29 +66,11 @@ def _enter(pc: PassContext, release: ReleaseRow, p: PromotionRow, phase: str) ->
 
 def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) -> bool:
     """One promotion deploys to an environment at a time; never an older over a newer one."""
-    others = pc.session.execute(
-        select(PromotionRow, ReleaseRow)
-        .join(ReleaseRow, PromotionRow.release_id == ReleaseRow.id)
-        .where(
-            PromotionRow.environment == p.environment,
-            PromotionRow.id != p.id,
-            PromotionRow.state.in_([P.RUNNING, P.VERIFYING, P.SUCCEEDED]),
-        )
-    ).all()
-    for other, other_release in others:
-        if (
-            other.state == P.SUCCEEDED
-            and other_release.product == release.product
-            and newer(other_release.version, release.version)
-        ):
-            pc.move(
-                p,
-                release,
-                P.SUPERSEDED,
-                f"{other_release.product}@{other_release.version} is already deployed here",
-            )
-            return False
-    busy = [(o, r) for o, r in others if P(o.state).holds_environment]
+    ahead = _newer_deployed(pc, release, p.environment)
+    if ahead is not None:
+        pc.move(p, release, P.SUPERSEDED, f"{release.product}@{ahead} is already deployed here")
+        return False
+    busy = [(o, r) for o, r in pc.holders(p.environment) if o.id != p.id]
     if busy:
         o, r = busy[0]
         reason = f"environment busy: {r.product}@{r.version} is {o.state} in {p.environment}"
@@ -97,6 +79,26 @@ def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) ->
             pc.moved = True
         return False
     return True
+
+
+def _newer_deployed(pc: PassContext, release: ReleaseRow, environment: str) -> str | None:
+    """The newest version of the product above this release's deployed in `environment`."""
+    if not any(newer(v, release.version) for v in pc.triggered_versions(release.product)):
+        return None  # the common case, with no query per environment
+    # Only promotions of releases older than this one can have succeeded earlier in this
+    # pass (releases are reconciled oldest first), so unflushed changes cannot matter here.
+    with pc.session.no_autoflush:
+        deployed = pc.session.scalars(
+            select(ReleaseRow.version)
+            .join(PromotionRow, PromotionRow.release_id == ReleaseRow.id)
+            .where(
+                PromotionRow.environment == environment,
+                PromotionRow.state == P.SUCCEEDED,
+                ReleaseRow.product == release.product,
+            )
+        ).all()
+    ahead = [v for v in deployed if newer(v, release.version)]
+    return max(ahead, key=parse_version) if ahead else None
 
 
 def _gates(
@@ -116,7 +118,7 @@ def _gates(
             result = gate.evaluate(gate.Settings.model_validate(raw or {}), ctx)
         _store_gate(pc, p, stage.key, position, kind, result)
         if isinstance(result, Fail):
-            fail(pc, release, p, f"{kind}: {result.reason}", build_plan(policy_body(p)))
+            fail(pc, release, p, f"{kind}: {result.reason}", pc.plan(p))
             return False
         if isinstance(result, Wait):
             waits.append(result)
@@ -158,7 +160,7 @@ def _tasks(pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage) 
     template = template_context(release, p.environment, pc.environments)
     status, reason = pc.drive_tasks(release, p, stage.key, stage.tasks, template)
     if status == "failed":
-        fail(pc, release, p, reason, build_plan(policy_body(p)))
+        fail(pc, release, p, reason, pc.plan(p))
     if status == "running" and p.wait_reason:
         p.wait_reason, p.wait_until = "", None
     return status == "done"

@@ -19,14 +19,14 @@ from sqlalchemy import select
 
 from conveyor.clock import Clock
 from conveyor.engine import wakeup
-from conveyor.engine.context import flow_spec, policy_body, template_context
+from conveyor.engine.context import flow_spec, template_context
 from conveyor.engine.passctx import PassContext
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.runner import TaskRunner
 from conveyor.model.definitions import TaskDef
 from conveyor.model.flow import build_graph
-from conveyor.model.plan import Stage, build_plan, release_plan
+from conveyor.model.plan import Stage, release_plan
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.store import Store
@@ -59,6 +59,7 @@ class Engine:
         self.owner = f"engine-{uuid.uuid4().hex[:12]}"
         self.wake = self.runner.wake
         self._stop = threading.Event()
+        self._resumed = False
 
     # --- one pass ------------------------------------------------------------------
 
@@ -89,7 +90,8 @@ class Engine:
         return PassOutcome(pc.moved, next_at, self.runner.inflight)
 
     def _collect(self, pc: PassContext) -> None:
-        """Store finished tasks; re-queue tasks a previous engine left running (resume)."""
+        """Store finished tasks; on the first pass, re-queue tasks that a previous engine
+        left running (resume)."""
         for done in self.runner.collect():
             row = pc.session.get(TaskRunRow, done.run_id)
             if row is None:
@@ -105,15 +107,19 @@ class Engine:
                 done.result.retryable,
                 self._task_def(pc, row),
             )
-        stopped = pc.session.scalars(
-            select(TaskRunRow)
-            .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
-            .where(TaskRunRow.status == "running", ReleaseRow.status == R.TERMINATED)
-        )
-        for row in stopped:
-            self.runner.cancel(row.id)
-            row.status, row.finished_at, row.error = "cancelled", pc.now, "release terminated"
-            pc.moved = True
+        if self.runner.inflight:  # a release terminated by another process stops its tasks
+            stopped = pc.session.scalars(
+                select(TaskRunRow)
+                .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
+                .where(TaskRunRow.status == "running", ReleaseRow.status == R.TERMINATED)
+            )
+            for row in stopped:
+                self.runner.cancel(row.id)
+                row.status, row.finished_at, row.error = "cancelled", pc.now, "release terminated"
+                pc.moved = True
+        if self._resumed:
+            return
+        self._resumed = True
         orphans = pc.session.scalars(
             select(TaskRunRow).where(TaskRunRow.status == "running", TaskRunRow.owner != self.owner)
         )
@@ -125,7 +131,7 @@ class Engine:
     def _task_def(self, pc: PassContext, row: TaskRunRow) -> TaskDef | None:
         if row.promotion_id is not None:
             p = pc.session.get(PromotionRow, row.promotion_id)
-            plan = build_plan(policy_body(p)) if p else None
+            plan = pc.plan(p) if p else None
             stage = plan.stage(row.stage) if plan else None
             tasks = stage.tasks if stage else (plan.on_fail if plan else [])
         else:
