@@ -584,3 +584,22 @@ def test_demo_promotes_through_every_environment(tmp_path: Path) -> None:
                 name,
                 log,
             )
+
+
+def test_show_logs_include_gate_results_and_watch_ends_with_the_release(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    from conveyor.cli.demo import run_demo
+
+    run_demo(tmp_path, Console(file=io.StringIO()))
+    runner = CliRunner()
+    db = str(tmp_path / "conveyor.db")
+    shown = runner.invoke(app, ["--db", db, "release", "show", "demo-trioapp@1.0.0", "--logs"])
+    assert shown.exit_code == 0, shown.output
+    assert "entry/gate timed pass (soaked 2s in qa)" in shown.output
+    assert "entry/gate releaseLabel pass (label qa-signoff=passed)" in shown.output
+    watched = runner.invoke(app, ["--db", db, "release", "watch", "demo-trioapp@1.0.0"])
+    assert watched.exit_code == 0, watched.output
+    assert "succeeded" in watched.output and "prod-asia" in watched.output

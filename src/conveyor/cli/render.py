@@ -28,6 +28,7 @@ STYLE = {
     "retrying": "yellow",
     "cancelled": "red",
 }
+GATE_STYLE = {"pass": "green", "wait": "yellow", "fail": "red bold"}
 BAR = 24
 
 
@@ -114,6 +115,14 @@ def _logs(view: ReleaseView) -> list[RenderableType]:
     for t in view.release_tasks:
         one("release", t)
     for node in view.nodes:
+        for g in node.gates:
+            out.append(
+                Text.assemble(
+                    (f"── {node.environment} {g['stage']}/gate {g['kind']} ", "bold"),
+                    (g["result"], GATE_STYLE.get(g["result"], "")),
+                    f" ({g['reason']})",
+                )
+            )
         for t in node.tasks:
             one(node.environment, t)
     return out
