@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from conveyor.clock import Clock
 from conveyor.engine import wakeup
@@ -71,9 +71,7 @@ class Engine:
             )
             self._collect(pc)
             releases = session.scalars(
-                select(ReleaseRow)
-                .where(ReleaseRow.status.in_([R.RUNNING, R.FAILED]))
-                .order_by(ReleaseRow.id)
+                select(ReleaseRow).where(_open_releases()).order_by(ReleaseRow.id)
             ).all()
             for release in releases:
                 self._release(pc, release)
@@ -193,17 +191,18 @@ class Engine:
     ) -> None:
         states = [P(p.state) for p in promotions]
         if release.status == R.RUNNING and all(s == P.SUCCEEDED for s in states):
+            status, reason = "done", ""
             if finish and finish.key not in release.hooks_done:
                 status, reason = pc.drive_tasks(release, None, finish.key, finish.tasks, template)
-                if status == "running":
-                    return
-                if status == "failed":
-                    pc.set_status(release, R.FAILED, f"release onSuccess hook: {reason}")
-                    return
-                release.hooks_done = [*release.hooks_done, finish.key]
-            pc.set_status(release, R.SUCCEEDED)
-            return
-        if release.status == R.RUNNING and any(s in (P.FAILED, P.REJECTED) for s in states):
+            if status == "running":
+                return
+            if status == "failed":
+                pc.set_status(release, R.FAILED, f"release onSuccess hook: {reason}")
+            else:
+                if finish:
+                    release.hooks_done = [*release.hooks_done, finish.key]
+                pc.set_status(release, R.SUCCEEDED)
+        elif release.status == R.RUNNING and any(s in (P.FAILED, P.REJECTED) for s in states):
             failed = [p for p in promotions if p.state in (P.FAILED, P.REJECTED)]
             pc.set_status(
                 release, R.FAILED, "; ".join(f"{p.environment}: {p.message}" for p in failed)
@@ -273,3 +272,31 @@ class Engine:
 
     def close(self) -> None:
         self.runner.shutdown()
+
+
+def _open_releases() -> ColumnElement[bool]:
+    """Running releases, and failed ones that still have something moving: a sibling
+    finishing, an onFail hook. Failed releases at rest are not read again each pass."""
+    busy_promotion = (
+        select(PromotionRow.id)
+        .where(
+            PromotionRow.release_id == ReleaseRow.id,
+            or_(
+                PromotionRow.state.in_([P.WAITING, P.RUNNING, P.VERIFYING]),
+                PromotionRow.fail_hooks_pending.is_(True),
+            ),
+        )
+        .exists()
+    )
+    busy_task = (
+        select(TaskRunRow.id)
+        .where(
+            TaskRunRow.release_id == ReleaseRow.id,
+            TaskRunRow.status.in_(["queued", "running", "retrying"]),
+        )
+        .exists()
+    )
+    return or_(
+        ReleaseRow.status == R.RUNNING,
+        and_(ReleaseRow.status == R.FAILED, or_(busy_promotion, busy_task)),
+    )
