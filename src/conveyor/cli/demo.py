@@ -91,7 +91,8 @@ def run_demo(directory: Path | None, out: Console) -> Conveyor:
     out.print(f"\n  prod, prod-eu and prod-asia ran in parallel: {'yes' if overlap else 'no'}")
     cmd = f"conveyor --db {db}"
     out.print(f"""
-[bold]Try next[/bold] (from {root}):
+[bold]Try next[/bold] (from {root}, with Conveyor's virtual environment active:
+`. .venv/bin/activate` in the project):
   {cmd} release show {ref} --logs      every task's output
   {cmd} flow show {FLOW} --format mermaid
   {cmd} policy explain demo-trioapp prod    which policy says what
