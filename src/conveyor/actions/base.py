@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -26,18 +27,27 @@ class ActionContext:
 
     raw: Mapping[str, Any]
     template: Mapping[str, Any]
-    workdir: Path
+    workdir: Path  # where commands run
     timeout_s: float
+    data_dir: Path = Path(".conveyor")  # caches an action may keep (git working copies)
+    now: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # the engine's clock at this attempt
+    started_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # first poll of this attempt
+    run_key: str = ""  # names this task run uniquely and stably (for idempotency)
+    promotion_id: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ActionResult:
+    """`again_after` (with ok False) means "not done yet, run me again after this long":
+    an action waiting on something outside returns instead of holding a thread."""
+
     ok: bool
     output: str = ""
     summary: str = ""
     retryable: bool = True
+    again_after: timedelta | None = None
 
 
 class Action(Protocol):

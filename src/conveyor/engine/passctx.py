@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conveyor.actions import Action, ActionContext
+from conveyor.actions import Action, ActionContext, ActionResult
 from conveyor.clock import utc
 from conveyor.engine import resources
 from conveyor.engine.context import policy_body
@@ -19,11 +19,10 @@ from conveyor.engine.runner import TaskRunner
 from conveyor.engine.transitions import move_promotion
 from conveyor.model.definitions import EnvironmentSpec, TaskDef
 from conveyor.model.plan import Plan, build_plan
-from conveyor.model.states import PromotionState, ReleaseStatus
+from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus
+from conveyor.model.states import TaskStatus as T
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
-
-FINAL_TASK = ("succeeded", "failed", "cancelled")
 
 
 @dataclass
@@ -34,6 +33,7 @@ class PassContext:
     runner: TaskRunner
     owner: str
     workdir: Path
+    data_dir: Path
     actor: str = "engine"
     moved: bool = False
     wake_times: list[datetime] = field(default_factory=list)
@@ -171,46 +171,52 @@ class PassContext:
                     stage=stage,
                     task=task.name,
                     action=task.uses,
-                    status="queued",
+                    status=T.QUEUED,
                     attempt=0,
                 )
                 self.session.add(row)
                 rows[task.name] = index[(scope, generation, stage, task.name)] = row
-            due = row.status == "queued" or (
-                row.status == "retrying"
+            due = row.status == T.QUEUED or (
+                T(row.status).scheduled
                 and row.next_attempt_at is not None
                 and utc(row.next_attempt_at) <= self.now
             )
             if due:
                 self._start(row, task, template)
-            elif row.status == "retrying":
+            elif T(row.status).scheduled:
                 self.wake_at(row.next_attempt_at)
         for task in tasks:
             row = rows[task.name]
-            if row.status in ("failed", "cancelled") and task.halt_on_error:
+            if row.status in (T.FAILED, T.CANCELLED) and task.halt_on_error:
                 return "failed", f"task {task.name} {row.status}: {row.error or 'see its output'}"
-        if any(
-            rows[t.name].status not in FINAL_TASK for t in tasks if t.wait_for_finish or wait_all
-        ):
+        if any(not T(rows[t.name].status).final for t in tasks if t.wait_for_finish or wait_all):
             return "running", ""
         return "done", ""
 
     def _start(self, row: TaskRunRow, task: TaskDef, template: dict[str, Any]) -> None:
         action = self.registry.actions.get(task.uses)
+        polling = row.status == T.POLLING
         row.attempt += 1
-        row.started_at, row.finished_at, row.next_attempt_at = self.now, None, None
+        if not polling or row.started_at is None:  # a poll continues its attempt
+            row.started_at = self.now
+        row.finished_at, row.next_attempt_at = None, None
         row.owner = self.owner
         self.moved = True
         if action is None:  # the plugin went away after apply
-            row.status, row.error = "failed", f"unknown action kind '{task.uses}'"
+            row.status, row.error = T.FAILED, f"unknown action kind '{task.uses}'"
             row.finished_at = self.now
             return
-        row.status = "running"
+        row.status = T.RUNNING
         ctx = ActionContext(
             raw=dict(task.with_),
             template=template,
             workdir=self.workdir,
             timeout_s=task.timeout.total_seconds(),
+            data_dir=self.data_dir,
+            now=self.now,
+            started_at=utc(row.started_at),
+            run_key=f"{row.release_id}/{row.scope}/{row.generation}/{row.stage}/{row.task}",
+            promotion_id=row.promotion_id,
         )
         self.starts.append((row, action, ctx))
 
@@ -218,30 +224,31 @@ class PassContext:
         """Hand the pass's new tasks to the runner, once the pass is committed: a task never
         runs without a stored row that says so."""
         for row, action, ctx in self.starts:
-            if row.status == "running":  # not cancelled later in the same pass
+            if row.status == T.RUNNING:  # not cancelled later in the same pass
                 self.runner.start(row.id, action, ctx)
         self.starts.clear()
 
-    def record(
-        self,
-        row: TaskRunRow,
-        ok: bool,
-        output: str,
-        summary: str,
-        retryable: bool,
-        task: TaskDef | None,
-    ) -> None:
-        """Store a finished attempt; schedule a retry with exponential backoff if allowed."""
-        row.output, row.error, row.finished_at = output, "" if ok else summary, self.now
+    def record(self, row: TaskRunRow, result: ActionResult, task: TaskDef | None) -> None:
+        """Store a finished attempt: success, a poll to come, a retry with exponential
+        backoff if allowed, or a failure."""
+        row.output, row.finished_at = result.output, self.now
+        row.error = "" if result.ok else result.summary
         self.moved = True
-        if ok:
-            row.status = "succeeded"
-        elif retryable and task is not None and row.attempt <= task.retries:
-            row.status = "retrying"
+        if not result.ok and result.again_after is not None:
+            # Not done yet and not a failure: look again later; polls use up no retries.
+            row.status, row.attempt = T.POLLING, row.attempt - 1
+            row.next_attempt_at = self.now + result.again_after
+            row.error = ""
+            self.wake_at(row.next_attempt_at)
+            return
+        if result.ok:
+            row.status = T.SUCCEEDED
+        elif result.retryable and task is not None and row.attempt <= task.retries:
+            row.status = T.RETRYING
             row.next_attempt_at = self.now + task.backoff * (2 ** (row.attempt - 1))
             self.wake_at(row.next_attempt_at)
         else:
-            row.status = "failed"
+            row.status = T.FAILED
         audit.append(
             self.session,
             self.now,
@@ -249,19 +256,19 @@ class PassContext:
             f"task.{row.status}",
             f"{row.scope}/{row.stage}/{row.task}",
             None,
-            {"attempt": row.attempt, "summary": summary},
+            {"attempt": row.attempt, "summary": result.summary},
         )
 
     def cancel_tasks(self, release_id: int, promotion: PromotionRow | None) -> None:
         q = select(TaskRunRow).where(
             TaskRunRow.release_id == release_id,
-            TaskRunRow.status.in_(["running", "queued", "retrying"]),
+            TaskRunRow.status.in_(UNFINISHED_TASKS),
         )
         if promotion is not None:
             q = q.where(TaskRunRow.scope == _scope(promotion))
         for row in self.session.scalars(q):
             self.runner.cancel(row.id)
-            row.status, row.finished_at = "cancelled", self.now
+            row.status, row.finished_at = T.CANCELLED, self.now
             row.error = row.error or "cancelled"
 
 

@@ -27,8 +27,10 @@ from conveyor.engine.runner import TaskRunner
 from conveyor.model.definitions import TaskDef
 from conveyor.model.flow import build_graph
 from conveyor.model.plan import Stage, release_plan
+from conveyor.model.states import UNFINISHED_TASKS
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
+from conveyor.model.states import TaskStatus as T
 from conveyor.store import Store
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
@@ -50,11 +52,13 @@ class Engine:
         registry: Registry | None = None,
         workdir: Path | None = None,
         max_workers: int = 64,
+        data_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.registry = registry or default_registry()
         self.workdir = workdir or Path.cwd()
+        self.data_dir = data_dir or self.workdir / ".conveyor"
         self.runner = TaskRunner(max_workers)
         self.owner = f"engine-{uuid.uuid4().hex[:12]}"
         self.wake = self.runner.wake
@@ -67,7 +71,13 @@ class Engine:
         self.wake.clear()
         with self.store.session() as session:
             pc = PassContext(
-                session, self.clock.now(), self.registry, self.runner, self.owner, self.workdir
+                session,
+                self.clock.now(),
+                self.registry,
+                self.runner,
+                self.owner,
+                self.workdir,
+                self.data_dir,
             )
             self._collect(pc)
             releases = session.scalars(
@@ -81,7 +91,9 @@ class Engine:
                 )
             ):
                 pc.wake_at(p.wait_until)
-            for r in session.scalars(select(TaskRunRow).where(TaskRunRow.status == "retrying")):
+            for r in session.scalars(
+                select(TaskRunRow).where(TaskRunRow.status.in_([T.RETRYING, T.POLLING]))
+            ):
                 pc.wake_at(r.next_attempt_at)
             next_at = min(pc.wake_times) if pc.wake_times else None
         pc.start_tasks()
@@ -94,36 +106,29 @@ class Engine:
             row = pc.session.get(TaskRunRow, done.run_id)
             if row is None:
                 continue
-            if row.status == "cancelled":  # stopped on purpose; keep what it printed
+            if row.status == T.CANCELLED:  # stopped on purpose; keep what it printed
                 row.output = done.result.output
                 continue
-            pc.record(
-                row,
-                done.result.ok,
-                done.result.output,
-                done.result.summary,
-                done.result.retryable,
-                self._task_def(pc, row),
-            )
+            pc.record(row, done.result, self._task_def(pc, row))
         if self.runner.inflight:  # a release terminated by another process stops its tasks
             stopped = pc.session.scalars(
                 select(TaskRunRow)
                 .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
-                .where(TaskRunRow.status == "running", ReleaseRow.status == R.TERMINATED)
+                .where(TaskRunRow.status == T.RUNNING, ReleaseRow.status == R.TERMINATED)
             )
             for row in stopped:
                 self.runner.cancel(row.id)
-                row.status, row.finished_at, row.error = "cancelled", pc.now, "release terminated"
+                row.status, row.finished_at, row.error = T.CANCELLED, pc.now, "release terminated"
                 pc.moved = True
         if self._resumed:
             return
         self._resumed = True
         orphans = pc.session.scalars(
-            select(TaskRunRow).where(TaskRunRow.status == "running", TaskRunRow.owner != self.owner)
+            select(TaskRunRow).where(TaskRunRow.status == T.RUNNING, TaskRunRow.owner != self.owner)
         )
         for row in orphans:
             # Actions are idempotent: running it again finishes what the dead engine began.
-            row.status, row.attempt = "queued", max(0, row.attempt - 1)
+            row.status, row.attempt = T.QUEUED, max(0, row.attempt - 1)
             pc.moved = True
 
     def _task_def(self, pc: PassContext, row: TaskRunRow) -> TaskDef | None:
@@ -292,7 +297,7 @@ def _open_releases() -> ColumnElement[bool]:
         select(TaskRunRow.id)
         .where(
             TaskRunRow.release_id == ReleaseRow.id,
-            TaskRunRow.status.in_(["queued", "running", "retrying"]),
+            TaskRunRow.status.in_(UNFINISHED_TASKS),
         )
         .exists()
     )

@@ -17,6 +17,7 @@ from conveyor.model.policy import Target, merge
 from conveyor.model.release import artifact_to_json, canonical_version, newer, pin_artifact
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
+from conveyor.model.states import TaskStatus as T
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
@@ -281,8 +282,8 @@ def _requeue(session: Session, *where: ColumnElement[bool]) -> None:
     for row in rows:
         if row.stage in ("hook.onFail", "release.onFail"):
             session.delete(row)
-        elif row.status in ("failed", "cancelled"):
-            row.status, row.attempt, row.error = "queued", 0, ""
+        elif row.status in (T.FAILED, T.CANCELLED):
+            row.status, row.attempt, row.error = T.QUEUED, 0, ""
 
 
 def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) -> None:
@@ -294,10 +295,11 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
             move_promotion(session, now, actor, release, p, P.TERMINATED, f"terminated by {actor}")
     for row in session.scalars(
         select(TaskRunRow).where(
-            TaskRunRow.release_id == release.id, TaskRunRow.status.in_(["queued", "retrying"])
+            TaskRunRow.release_id == release.id,
+            TaskRunRow.status.in_([T.QUEUED, T.RETRYING, T.POLLING]),
         )
     ):
-        row.status, row.finished_at = "cancelled", now
+        row.status, row.finished_at = T.CANCELLED, now
     before = release.status
     release.status, release.finished_at = R.TERMINATED, now
     audit.append(

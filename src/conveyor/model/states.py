@@ -79,3 +79,28 @@ class ReleaseStatus(StrEnum):
     def open(self) -> bool:
         """The engine still has something to do for a release in these states."""
         return self in (ReleaseStatus.RUNNING, ReleaseStatus.FAILED)
+
+
+class TaskStatus(StrEnum):
+    """One task run. `retrying` waits out a backoff; `polling` asked to be run again later
+    (an action waiting on something outside, without holding a thread)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    POLLING = "polling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+    @property
+    def scheduled(self) -> bool:
+        """Waiting for its `next_attempt_at`."""
+        return self in (TaskStatus.RETRYING, TaskStatus.POLLING)
+
+
+UNFINISHED_TASKS = [s.value for s in TaskStatus if not s.final]
