@@ -1,0 +1,267 @@
+"""What the git actions share: settings, a safe `git` runner, cached working copies locked
+per branch, and a commit-and-push that survives racing pushes.
+
+Every call is an argument list; a value from a release (a version, a label) is always an
+argument after `--` or inside one, never an option. Secrets (an https token) reach git
+through its environment, never its command line, and are scrubbed from all output.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+from pydantic import Field, field_validator
+
+from conveyor.actions.base import ActionContext, ActionResult, ActionSettings
+from conveyor.errors import TerminalError, TransientError
+from conveyor.model.template import TemplateError, render
+
+DEFAULT_MESSAGE = "Promote ${{ release.product }} ${{ release.version }} to ${{ environment.name }}"
+DEFAULT_AUTHOR = "Conveyor <conveyor@localhost>"
+PUSH_TRIES = 10
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])$")
+_PERSON = re.compile(r"^\s*([^<>]+?)\s*<([^<>\s]+)>\s*$")
+_SCHEMES = ("file://", "git://", "https://", "http://", "ssh://")
+REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to push some refs")
+
+
+class GitSettings(ActionSettings):
+    """Where to write, and how the commit reads."""
+
+    repo: str = Field(min_length=1, description="file://, git://, https://, ssh:// or a path")
+    branch: str = "main"
+    message: str = DEFAULT_MESSAGE
+    author: str = DEFAULT_AUTHOR
+    committer: str | None = None
+    tokenEnv: str | None = Field(
+        None, description="Name of an environment variable holding an https token"
+    )
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if value.startswith("-"):
+            raise ValueError("a repository cannot start with '-'")
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        if "${{" not in value and not _BRANCH.match(value):
+            raise ValueError(f"'{value}' is not a branch name")
+        return value
+
+    @field_validator("author", "committer")
+    @classmethod
+    def _person(cls, value: str | None) -> str | None:
+        if value is not None and not _PERSON.match(value):
+            raise ValueError(f"'{value}' is not 'Name <email>'")
+        return value
+
+
+def check_relative(path: str) -> str:
+    """Refuse a path that would leave the repository (apply time, where it is literal)."""
+    if "${{" in path:
+        return path  # known at run time only; `inside` checks it then
+    p = PurePosixPath(path)
+    if p.is_absolute() or ".." in p.parts or path.startswith("-"):
+        raise ValueError(
+            f"path '{path}' must stay inside the repository (no '/', '..' or '-' start)"
+        )
+    return path
+
+
+def inside(root: Path, path: str) -> Path:
+    """`root/path`, refused if it escapes the repository, by `..` or through a symlink."""
+    try:
+        check_relative(path)
+    except ValueError as exc:
+        raise TerminalError(str(exc)) from None
+    target = (root / path).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise TerminalError(f"path '{path}' leads outside the repository")
+    return target
+
+
+class Git:
+    """Runs git in one directory with a fixed environment; scrubs secrets from what it says."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], secrets: list[str], timeout: float) -> None:
+        self.cwd, self.env, self.secrets, self.timeout = cwd, env, secrets, timeout
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        try:
+            proc = subprocess.run(
+                ["git", "-c", "core.hooksPath=/dev/null", *args],
+                cwd=self.cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise TransientError(f"git {args[0]} timed out after {self.timeout:g}s") from None
+        except FileNotFoundError:
+            raise TerminalError("git is not installed") from None
+        proc.stdout, proc.stderr = self.scrub(proc.stdout), self.scrub(proc.stderr)
+        if check and proc.returncode != 0:
+            raise TransientError(f"git {args[0]} failed: {proc.stderr.strip() or proc.stdout}")
+        return proc
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def git_env(settings: GitSettings) -> tuple[dict[str, str], list[str]]:
+    """The environment for git and the secrets it holds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_CONFIG")}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
+    for role, person in (("AUTHOR", settings.author), ("COMMITTER", settings.committer)):
+        name, email = _PERSON.match(person or settings.author).groups()  # type: ignore[union-attr]
+        env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = name, email
+    secrets: list[str] = []
+    if settings.tokenEnv:
+        token = os.environ.get(settings.tokenEnv)
+        if not token:
+            raise TerminalError(f"environment variable {settings.tokenEnv} (tokenEnv) is not set")
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        # Through git's environment, not its arguments: `ps` never shows it.
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}",
+        )
+        secrets += [token, basic]
+    return env, secrets
+
+
+def remote_url(repo: str, workdir: Path) -> str:
+    """A URL git accepts; a bare path is taken relative to the engine's working directory."""
+    if repo.startswith(_SCHEMES) or re.match(r"^[\w.-]+@[\w.-]+:", repo):
+        return repo
+    return str((workdir / repo).resolve())
+
+
+class WorkingCopies:
+    """One clone per repository and branch under the data directory, fetched, not re-cloned;
+    one lock per clone so parallel promotions take turns at the edit-commit-push step."""
+
+    _all: dict[Path, WorkingCopies] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[Path, threading.Lock] = {}
+
+    @classmethod
+    def under(cls, data_dir: Path) -> WorkingCopies:
+        root = (data_dir / "repos").resolve()
+        with cls._guard:
+            return cls._all.setdefault(root, WorkingCopies(root))
+
+    def path(self, url: str, branch: str) -> Path:
+        key = hashlib.sha256(f"{url}\n{branch}".encode()).hexdigest()[:20]
+        return self.root / key
+
+    @contextlib.contextmanager
+    def checkout(self, url: str, branch: str, git: Git) -> Iterator[Git]:
+        """The branch as the remote has it now, in a clone only this holder may touch."""
+        path = self.path(url, branch)
+        with WorkingCopies._guard:
+            lock = self._locks.setdefault(path, threading.Lock())
+        with lock:
+            here = Git(path, git.env, git.secrets, git.timeout)
+            if not (path / ".git").is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Git(path.parent, git.env, git.secrets, git.timeout)(
+                    "clone", "--quiet", "--no-checkout", "--", url, str(path)
+                )
+            sync(here, branch)
+            yield here
+
+
+def sync(git: Git, branch: str) -> None:
+    """Make the working copy exactly the remote branch (drops anything left by a crash)."""
+    git("fetch", "--quiet", "--prune", "origin")
+    ref = f"refs/remotes/origin/{branch}"
+    if git("rev-parse", "--verify", "--quiet", ref, check=False).returncode != 0:
+        raise TerminalError(f"branch '{branch}' does not exist in the repository")
+    git("checkout", "--quiet", "--force", "-B", branch, ref)
+    git("clean", "--quiet", "-fdx")
+
+
+def commit_message(ctx: ActionContext, settings: GitSettings) -> str:
+    try:
+        subject = render(settings.message, ctx.template).strip()
+    except TemplateError as exc:
+        raise TerminalError(f"message: {exc}") from None
+    release = ctx.template.get("release", {})
+    env = ctx.template.get("environment", {})
+    trailers = [f"Conveyor-Release: {release.get('product')}@{release.get('version')}"]
+    if env:
+        trailers.append(f"Conveyor-Environment: {env.get('name')}")
+    if ctx.promotion_id is not None:
+        trailers.append(f"Conveyor-Promotion: {ctx.promotion_id}")
+    return f"{subject}\n\n" + "\n".join(trailers) + "\n"
+
+
+def push(git: Git, branch: str) -> int:
+    """Push HEAD; when someone else pushed first, rebase onto theirs and push again.
+
+    Returns how many tries it took. Their commit is never overwritten (no force).
+    """
+    for attempt in range(1, PUSH_TRIES + 1):
+        result = git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
+        if result.returncode == 0:
+            return attempt
+        said = result.stderr + result.stdout
+        if not any(marker in said for marker in REJECTED):
+            raise TransientError(f"git push failed: {said.strip()}")
+        git("fetch", "--quiet", "origin", branch)
+        rebased = git("rebase", f"refs/remotes/origin/{branch}", check=False)
+        if rebased.returncode != 0:
+            conflicts = git("diff", "--name-only", "--diff-filter=U", check=False).stdout.split()
+            git("rebase", "--abort", check=False)
+            raise TerminalError(
+                f"conflict with changes pushed meanwhile in {', '.join(conflicts) or 'the branch'}"
+            )
+    raise TransientError(f"push to {branch} lost the race {PUSH_TRIES} times; will retry")
+
+
+def commit_and_push(
+    ctx: ActionContext, settings: GitSettings, edit: Callable[[Path], list[str]], what: str
+) -> ActionResult:
+    """Under the branch's lock: sync, edit, commit if anything changed, push.
+
+    `edit` gets the working copy's root and returns the paths it wrote. A file that
+    already says what it would write makes no commit: re-running changes nothing.
+    """
+    env, secrets = git_env(settings)
+    url = remote_url(settings.repo, ctx.workdir)
+    branch = render(settings.branch, ctx.template)
+    base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
+    with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
+        paths = edit(git.cwd)
+        if paths:
+            git("add", "--", *paths)
+        if not paths or git("diff", "--cached", "--quiet", check=False).returncode == 0:
+            head = git("rev-parse", "--short", "HEAD").stdout.strip()
+            return ActionResult(
+                True, f"{what}: already so at {head}; nothing to commit", "unchanged"
+            )
+        git("commit", "--quiet", "--no-verify", "-m", commit_message(ctx, settings))
+        tries = push(git, branch)
+        head = git("rev-parse", "--short", "HEAD").stdout.strip()
+    note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
+    return ActionResult(True, f"{what}: committed {head} to {branch}{note}", f"commit {head}")
