@@ -160,6 +160,21 @@ def trigger(
     out.print(f"release {row.product}@{row.version} triggered on flow {flow}")
 
 
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    environment: str,
+    to: Annotated[str, typer.Option("--to", help="VERSION, or PRODUCT@VERSION")],
+    revert: Annotated[
+        bool, typer.Option("--revert", help="Revert the promotion commits instead.")
+    ] = False,
+) -> None:
+    """Put an older release back in an environment (the engine runs it next)."""
+    p = cv_of(ctx).rollback(environment, to, revert)
+    how = "reverting the promotion commits" if revert else "running its workflow"
+    out.print(f"rollback of {environment} to {to} queued ({how}); promotion {p.id}")
+
+
 # --- the engine ------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, or_, select
 
 from conveyor.clock import Clock
 from conveyor.engine import wakeup
@@ -23,6 +23,7 @@ from conveyor.engine.context import flow_spec, template_context
 from conveyor.engine.passctx import PassContext
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
+from conveyor.engine.rollback import is_rollback, recall_newer
 from conveyor.engine.runner import TaskRunner
 from conveyor.model.definitions import TaskDef
 from conveyor.model.flow import build_graph
@@ -182,8 +183,13 @@ class Engine:
                             continue
                         pc.move(p, release, P.WAITING)
                     advance(pc, release, p, upstream)
-
-        self._conclude(pc, release, promotions, finish, on_fail, template)
+        for p in promotions:
+            if is_rollback(p) and P(p.state).active:
+                advance(pc, release, p, [])
+                if p.state == P.SUCCEEDED:
+                    recall_newer(pc.session, pc.now, pc.actor, p, release)
+        flow_promotions = [p for p in promotions if not is_rollback(p)]
+        self._conclude(pc, release, flow_promotions, finish, on_fail, template)
 
     def _conclude(
         self,
@@ -280,8 +286,8 @@ class Engine:
 
 
 def _open_releases() -> ColumnElement[bool]:
-    """Running releases, and failed ones that still have something moving: a sibling
-    finishing, an onFail hook. Failed releases at rest are not read again each pass."""
+    """Running releases, and others that still have something moving: a failed release's
+    sibling finishing or onFail hook, a rollback. Releases at rest are not read again."""
     busy_promotion = (
         select(PromotionRow.id)
         .where(
@@ -301,7 +307,4 @@ def _open_releases() -> ColumnElement[bool]:
         )
         .exists()
     )
-    return or_(
-        ReleaseRow.status == R.RUNNING,
-        and_(ReleaseRow.status == R.FAILED, or_(busy_promotion, busy_task)),
-    )
+    return or_(ReleaseRow.status == R.RUNNING, busy_promotion, busy_task)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
-from conveyor.engine import releases, resources, wakeup
+from conveyor.engine import releases, resources, rollback, wakeup
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
@@ -22,7 +22,7 @@ from conveyor.model.definitions import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.spec import Definition, SourceDoc, load_paths
 from conveyor.store import Store, audit, open_store
-from conveyor.store.tables import ReleaseRow
+from conveyor.store.tables import PromotionRow, ReleaseRow
 
 
 class Conveyor:
@@ -114,6 +114,10 @@ class Conveyor:
     def terminate(self, ref: str) -> None:
         with self._write() as s:
             releases.terminate(s, releases.find(s, ref), self.actor, self.clock.now())
+
+    def rollback(self, environment: str, to: str, revert: bool = False) -> PromotionRow:
+        with self._write() as s:
+            return rollback.rollback(s, environment, to, revert, self.actor, self.clock.now())
 
     def show(self, ref: str) -> ReleaseView:
         with self.store.session() as s:

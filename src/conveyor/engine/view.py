@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
 from conveyor.engine.context import flow_spec
+from conveyor.engine.rollback import ROLLBACK_PREFIX
 from conveyor.model.duration import format_duration
 from conveyor.model.flow import build_graph
 from conveyor.model.states import PromotionState as P
@@ -108,6 +110,29 @@ def detail(
     return p.message
 
 
+def _node(
+    session: Session, p: PromotionRow, parents: list[str], text: str, tasks: Sequence[TaskRunRow]
+) -> NodeView:
+    gates = session.scalars(
+        select(GateResultRow)
+        .where(GateResultRow.promotion_id == p.id, GateResultRow.generation == p.generation)
+        .order_by(GateResultRow.id)
+    ).all()
+    return NodeView(
+        p.node,
+        p.environment,
+        p.state,
+        utc(p.state_since),
+        text,
+        utc(p.started_at) if p.started_at else None,
+        utc(p.deployed_at) if p.deployed_at else None,
+        utc(p.finished_at) if p.finished_at else None,
+        parents,
+        _tasks([t for t in tasks if t.promotion_id == p.id]),
+        [{"stage": g.stage, "kind": g.kind, "result": g.result, "reason": g.reason} for g in gates],
+    )
+
+
 def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
     promotions = session.scalars(
         select(PromotionRow).where(PromotionRow.release_id == release.id).order_by(PromotionRow.id)
@@ -131,38 +156,19 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
                 # A failure anywhere upstream blocks this node, not only in its parents.
                 ancestors = [q for a in graph.ancestors(node) for q in by_node.get(a, [])]
                 for p in by_node.get(node, []):
-                    gates = session.scalars(
-                        select(GateResultRow)
-                        .where(
-                            GateResultRow.promotion_id == p.id,
-                            GateResultRow.generation == p.generation,
-                        )
-                        .order_by(GateResultRow.id)
-                    ).all()
                     row.append(
-                        NodeView(
-                            node,
-                            p.environment,
-                            p.state,
-                            utc(p.state_since),
-                            detail(p, parents, ancestors, now),
-                            utc(p.started_at) if p.started_at else None,
-                            utc(p.deployed_at) if p.deployed_at else None,
-                            utc(p.finished_at) if p.finished_at else None,
+                        _node(
+                            session,
+                            p,
                             list(graph.nodes[node].parents),
-                            _tasks([t for t in tasks if t.promotion_id == p.id]),
-                            [
-                                {
-                                    "stage": g.stage,
-                                    "kind": g.kind,
-                                    "result": g.result,
-                                    "reason": g.reason,
-                                }
-                                for g in gates
-                            ],
+                            detail(p, parents, ancestors, now),
+                            tasks,
                         )
                     )
             levels.append(row)
+    rollbacks = [p for p in promotions if p.node.startswith(ROLLBACK_PREFIX)]
+    if rollbacks:
+        levels.append([_node(session, p, [], detail(p, [], [], now), tasks) for p in rollbacks])
     return ReleaseView(
         release.product,
         release.version,
