@@ -114,3 +114,50 @@ def test_option_like_repo_and_branch_are_refused() -> None:
         GitSettings(repo="--upload-pack=touch /tmp/x")
     with pytest.raises(ValueError):
         GitSettings(repo="file:///x", branch="--force")
+
+
+def test_batch_shares_one_commit_among_a_releases_waiting_promotions(tmp_path: Path) -> None:
+    import threading
+
+    from conveyor.actions.gitrepo import WorkingCopies, remote_url
+
+    bare = bare_repo(tmp_path, "ops", {"README.md": "x\n"})
+    settings = GitSettings(repo=f"file://{bare}", batch=True)
+    copies = WorkingCopies.under(tmp_path / "data")
+    path = copies.path(remote_url(settings.repo, tmp_path), "main")
+    results = {}
+
+    def promote(env: str, promotion: int) -> None:
+        template = {**TEMPLATE, "environment": {**TEMPLATE["environment"], "name": env}}
+        c = ActionContext(
+            raw={},
+            template=template,
+            workdir=tmp_path,
+            timeout_s=60,
+            data_dir=tmp_path / "data",
+            promotion_id=promotion,
+        )
+        results[env] = commit_and_push(c, settings, writer(f"{env}.txt", "1.2.3\n"), env)
+
+    with copies.lock(path):  # the branch is busy while both promotions arrive
+        threads = [
+            threading.Thread(target=promote, args=(e, n))
+            for n, e in enumerate(["prod-eu", "prod-asia"], 1)
+        ]
+        for t in threads:
+            t.start()
+        for _ in range(200):
+            if len(copies._waiting.get(path, [])) == 2:
+                break
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r.ok for r in results.values())
+    assert log(bare) == ["Promote shop 1.2.3 to prod-eu", "start"] or log(bare) == [
+        "Promote shop 1.2.3 to prod-asia",
+        "start",
+    ]
+    body = git(bare, "log", "-1", "--format=%B", "main")
+    assert "Conveyor-Environment: prod-eu" in body and "Conveyor-Environment: prod-asia" in body
+    assert show(bare, "main", "prod-eu.txt") == show(bare, "main", "prod-asia.txt") == "1.2.3\n"
+    assert all("one commit for 2 promotions" in r.output for r in results.values())

@@ -16,6 +16,7 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pydantic import Field, field_validator
@@ -43,6 +44,9 @@ class GitSettings(ActionSettings):
     committer: str | None = None
     tokenEnv: str | None = Field(
         None, description="Name of an environment variable holding an https token"
+    )
+    batch: bool = Field(
+        False, description="Share one commit with this release's promotions waiting on the branch"
     )
 
     @field_validator("repo")
@@ -153,6 +157,23 @@ def remote_url(repo: str, workdir: Path) -> str:
     return str((workdir / repo).resolve())
 
 
+@dataclass
+class _Job:
+    """One action's edit, waiting for the branch; a batch holder may do it for it."""
+
+    ctx: ActionContext
+    settings: GitSettings
+    edit: Callable[[Path], list[str]]
+    what: str
+    result: ActionResult | None = None
+    error: Exception | None = None
+
+    @property
+    def release(self) -> str:
+        r = self.ctx.template.get("release", {})
+        return f"{r.get('product')}@{r.get('version')}"
+
+
 class WorkingCopies:
     """One clone per repository and branch under the data directory, fetched, not re-cloned;
     one lock per clone so parallel promotions take turns at the edit-commit-push step."""
@@ -163,6 +184,7 @@ class WorkingCopies:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._locks: dict[Path, threading.Lock] = {}
+        self._waiting: dict[Path, list[_Job]] = {}
 
     @classmethod
     def under(cls, data_dir: Path) -> WorkingCopies:
@@ -174,21 +196,44 @@ class WorkingCopies:
         key = hashlib.sha256(f"{url}\n{branch}".encode()).hexdigest()[:20]
         return self.root / key
 
+    def lock(self, path: Path) -> threading.Lock:
+        with WorkingCopies._guard:
+            return self._locks.setdefault(path, threading.Lock())
+
+    def wait(self, path: Path, job: _Job) -> None:
+        with WorkingCopies._guard:
+            self._waiting.setdefault(path, []).append(job)
+
+    def take(self, path: Path, job: _Job) -> list[_Job]:
+        """`job` and, if it batches, every batching job of the same release still waiting."""
+        with WorkingCopies._guard:
+            waiting = self._waiting.get(path, [])
+            mine = [
+                j
+                for j in waiting
+                if j is job
+                or (job.settings.batch and j.settings.batch and j.release == job.release)
+            ]
+            self._waiting[path] = [j for j in waiting if j not in mine]
+        return mine if job in mine else [job, *mine]
+
+    def open(self, path: Path, url: str, branch: str, git: Git) -> Git:
+        """The clone, synced to the remote branch; call with its lock held."""
+        here = Git(path, git.env, git.secrets, git.timeout)
+        if not (path / ".git").is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Git(path.parent, git.env, git.secrets, git.timeout)(
+                "clone", "--quiet", "--no-checkout", "--", url, str(path)
+            )
+        sync(here, branch)
+        return here
+
     @contextlib.contextmanager
     def checkout(self, url: str, branch: str, git: Git) -> Iterator[Git]:
         """The branch as the remote has it now, in a clone only this holder may touch."""
         path = self.path(url, branch)
-        with WorkingCopies._guard:
-            lock = self._locks.setdefault(path, threading.Lock())
-        with lock:
-            here = Git(path, git.env, git.secrets, git.timeout)
-            if not (path / ".git").is_dir():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Git(path.parent, git.env, git.secrets, git.timeout)(
-                    "clone", "--quiet", "--no-checkout", "--", url, str(path)
-                )
-            sync(here, branch)
-            yield here
+        with self.lock(path):
+            yield self.open(path, url, branch, git)
 
 
 def sync(git: Git, branch: str) -> None:
@@ -245,23 +290,63 @@ def commit_and_push(
     """Under the branch's lock: sync, edit, commit if anything changed, push.
 
     `edit` gets the working copy's root and returns the paths it wrote. A file that
-    already says what it would write makes no commit: re-running changes nothing.
+    already says what it would write makes no commit: re-running changes nothing. With
+    `batch`, the holder of the lock also makes the edits of this release's other
+    promotions waiting for the branch, and all share one commit.
     """
     env, secrets = git_env(settings)
     url = remote_url(settings.repo, ctx.workdir)
     branch = render(settings.branch, ctx.template)
-    base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
-    with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
-        paths = edit(git.cwd)
-        if paths:
-            git("add", "--", *paths)
-        if not paths or git("diff", "--cached", "--quiet", check=False).returncode == 0:
-            head = git("rev-parse", "--short", "HEAD").stdout.strip()
-            return ActionResult(
-                True, f"{what}: already so at {head}; nothing to commit", "unchanged"
-            )
-        git("commit", "--quiet", "--no-verify", "-m", commit_message(ctx, settings))
+    copies = WorkingCopies.under(ctx.data_dir)
+    path = copies.path(url, branch)
+    job = _Job(ctx, settings, edit, what)
+    if settings.batch:
+        copies.wait(path, job)
+    with copies.lock(path):
+        if job.result is None and job.error is None:
+            jobs = copies.take(path, job)
+            try:
+                git = copies.open(path, url, branch, Git(ctx.workdir, env, secrets, ctx.timeout_s))
+                _commit(git, branch, jobs)
+            except Exception as exc:
+                for j in jobs:
+                    j.error = j.error or exc
+    if job.error is not None:
+        raise job.error
+    assert job.result is not None
+    return job.result
+
+
+def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
+    """Make the jobs' edits, commit them once and push; each job gets its result or error."""
+    paths: list[str] = []
+    done: list[_Job] = []
+    for j in jobs:
+        try:
+            paths += j.edit(git.cwd)
+            done.append(j)
+        except Exception as exc:  # one bad edit must not sink the others of its batch
+            j.error = exc
+    if not done:
+        return
+    what = "; ".join(dict.fromkeys(j.what for j in done))
+    if paths:
+        git("add", "--", *dict.fromkeys(paths))
+    if not paths or git("diff", "--cached", "--quiet", check=False).returncode == 0:
+        head = git("rev-parse", "--short", "HEAD").stdout.strip()
+        result = ActionResult(True, f"{what}: already so at {head}; nothing to commit", "unchanged")
+    else:
+        messages = [commit_message(j.ctx, j.settings) for j in done]
+        subject = messages[0].partition("\n\n")[0]
+        trailers = dict.fromkeys(t for m in messages for t in m.partition("\n\n")[2].splitlines())
+        message = f"{subject}\n\n" + "\n".join(trailers) + "\n"
+        git("commit", "--quiet", "--no-verify", "-m", message)
         tries = push(git, branch)
         head = git("rev-parse", "--short", "HEAD").stdout.strip()
-    note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
-    return ActionResult(True, f"{what}: committed {head} to {branch}{note}", f"commit {head}")
+        note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
+        shared = f", one commit for {len(done)} promotions" if len(done) > 1 else ""
+        result = ActionResult(
+            True, f"{what}: committed {head} to {branch}{note}{shared}", f"commit {head}"
+        )
+    for j in done:
+        j.result = result
