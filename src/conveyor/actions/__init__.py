@@ -1,8 +1,11 @@
 """Built-in actions, listed explicitly; third parties add theirs via `conveyor.actions`."""
 
 from conveyor.actions.base import Action, ActionContext, ActionResult, ActionSettings
+from conveyor.actions.git_merge import MergeAction
+from conveyor.actions.git_revert import RevertAction
+from conveyor.actions.git_tag import TagAction
 from conveyor.actions.run import RunAction
 
-BUILTIN_ACTIONS: list[Action] = [RunAction()]
+BUILTIN_ACTIONS: list[Action] = [RunAction(), MergeAction(), TagAction(), RevertAction()]
 
 __all__ = ["BUILTIN_ACTIONS", "Action", "ActionContext", "ActionResult", "ActionSettings"]

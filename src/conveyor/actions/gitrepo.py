@@ -289,14 +289,17 @@ def commit_and_push(
 ) -> ActionResult:
     """Under the branch's lock: sync, edit, commit if anything changed, push.
 
-    `edit` gets the working copy's root and returns the paths it wrote. A file that
+    `settings` come rendered (`rendered_settings`). `edit` gets the working copy's root
+    and returns the paths it wrote. A file that
     already says what it would write makes no commit: re-running changes nothing. With
     `batch`, the holder of the lock also makes the edits of this release's other
     promotions waiting for the branch, and all share one commit.
     """
     env, secrets = git_env(settings)
     url = remote_url(settings.repo, ctx.workdir)
-    branch = render(settings.branch, ctx.template)
+    branch = settings.branch  # rendered with the rest of the settings, never twice
+    if not _BRANCH.match(branch):
+        raise TerminalError(f"'{branch}' is not a branch name")
     copies = WorkingCopies.under(ctx.data_dir)
     path = copies.path(url, branch)
     job = _Job(ctx, settings, edit, what)
