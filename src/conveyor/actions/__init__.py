@@ -4,8 +4,15 @@ from conveyor.actions.base import Action, ActionContext, ActionResult, ActionSet
 from conveyor.actions.git_merge import MergeAction
 from conveyor.actions.git_revert import RevertAction
 from conveyor.actions.git_tag import TagAction
+from conveyor.actions.http import HttpAction
 from conveyor.actions.run import RunAction
 
-BUILTIN_ACTIONS: list[Action] = [RunAction(), MergeAction(), TagAction(), RevertAction()]
+BUILTIN_ACTIONS: list[Action] = [
+    RunAction(),
+    HttpAction(),
+    MergeAction(),
+    TagAction(),
+    RevertAction(),
+]
 
 __all__ = ["BUILTIN_ACTIONS", "Action", "ActionContext", "ActionResult", "ActionSettings"]

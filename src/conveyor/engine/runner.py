@@ -43,12 +43,12 @@ class TaskRunner:
 
     def _spawn(self) -> None:
         for i in range(self._max):
-            with self._lock:
+            with self._lock:  # started and listed together, so shutdown joins only started ones
                 if self._closed:
                     return
                 worker = threading.Thread(target=self._work, name=f"task-{i}", daemon=True)
+                worker.start()
                 self._workers.append(worker)
-            worker.start()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
