@@ -247,10 +247,15 @@ def sync(git: Git, branch: str) -> None:
 
 
 def commit_message(ctx: ActionContext, settings: GitSettings) -> str:
-    try:
-        subject = render(settings.message, ctx.template).strip()
-    except TemplateError as exc:
-        raise TerminalError(f"message: {exc}") from None
+    # A message the user wrote was rendered with the other settings; only the default,
+    # which never went through rendering, is rendered here (a value is never rendered twice).
+    subject = settings.message
+    if subject == DEFAULT_MESSAGE:
+        try:
+            subject = render(subject, ctx.template)
+        except TemplateError as exc:
+            raise TerminalError(f"message: {exc}") from None
+    subject = subject.strip()
     release = ctx.template.get("release", {})
     env = ctx.template.get("environment", {})
     trailers = [f"Conveyor-Release: {release.get('product')}@{release.get('version')}"]
