@@ -569,21 +569,37 @@ def test_demo_promotes_through_every_environment(tmp_path: Path) -> None:
     assert "prod, prod-eu and prod-asia ran in parallel: yes" in out
     assert (root / "conveyor.db").is_file()
 
-    log = subprocess.run(
-        ["git", f"--git-dir={root / 'gitops.git'}", "log", "--oneline", "main"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.splitlines()
-    assert len(log) >= 15, log
+    assert "The promotions, as commits" in out
+    git_dir = f"--git-dir={root / 'gitops.git'}"
     for env in ENVS:
+        overlay = subprocess.run(
+            ["git", git_dir, "show", f"main:apps/web-app/overlays/{env}/kustomization.yaml"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
         for name in ("web", "api", "worker"):
-            assert any(f"promote {name} 1.0.0 to overlays/{env}" in line for line in log), (
-                env,
-                name,
-                log,
-            )
+            assert f"newName: registry.local/demo-trioapp/{name}" in overlay, (env, overlay)
+        assert overlay.count("digest: sha256:") == 3, (env, overlay)
+        assert 'newTag: "0.9.0"' not in overlay, (env, overlay)
+        # Every environment's promotion is a commit that says so in its trailers.
+        trailers = subprocess.run(
+            [
+                "git",
+                git_dir,
+                "log",
+                "--format=%B",
+                "-F",
+                f"--grep=Conveyor-Environment: {env}",
+                "main",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert "Conveyor-Release: demo-trioapp@1.0.0" in trailers, (env, trailers)
 
 
 def test_show_logs_include_gate_results_and_watch_ends_with_the_release(

@@ -325,6 +325,15 @@ def commit_and_push(
     return job.result
 
 
+def _subject(subjects: list[str]) -> str:
+    """One subject for a batch: "Promote web 1.2.3 to prod, prod-eu" rather than the first."""
+    unique = list(dict.fromkeys(subjects))
+    heads = {s.rpartition(" to ")[0] for s in unique}
+    if len(unique) > 1 and len(heads) == 1 and all(" to " in s for s in unique):
+        return f"{heads.pop()} to " + ", ".join(s.rpartition(" to ")[2] for s in unique)
+    return "; ".join(unique)
+
+
 def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
     """Make the jobs' edits, commit them once and push; each job gets its result or error."""
     paths: list[str] = []
@@ -345,7 +354,7 @@ def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
         result = ActionResult(True, f"{what}: already so at {head}; nothing to commit", "unchanged")
     else:
         messages = [commit_message(j.ctx, j.settings) for j in done]
-        subject = messages[0].partition("\n\n")[0]
+        subject = _subject([m.partition("\n\n")[0] for m in messages])
         trailers = dict.fromkeys(t for m in messages for t in m.partition("\n\n")[2].splitlines())
         message = f"{subject}\n\n" + "\n".join(trailers) + "\n"
         git("commit", "--quiet", "--no-verify", "-m", message)

@@ -1,4 +1,5 @@
-"""`conveyor demo`: seed 000's quick start end to end, on a local git repository and SQLite."""
+"""`conveyor demo`: seed 000's quick start end to end, promoting through Kustomize overlays
+in a local git repository (seed 004's layout), with SQLite."""
 
 from __future__ import annotations
 
@@ -27,14 +28,15 @@ def write_workspace(root: Path) -> Path:
     (defs / "environments.yaml").write_text(f.environments_yaml())
     (defs / "flow.yaml").write_text(f.FLOW)
     (defs / "policies.yaml").write_text(f.policies_yaml())
-    (root / "promote.sh").write_text(f.PROMOTE_SH)
     (root / "smoke.sh").write_text(f.SMOKE_SH)
     if not (root / "gitops.git").exists():
         _git(root, "init", "-q", "--bare", "-b", "main", "gitops.git")
         seed = root / "seed"
         _git(root, "clone", "-q", "gitops.git", "seed")
-        (seed / "README.md").write_text("Per-environment overlays, written by Conveyor.\n")
-        _git(seed, "add", "README.md")
+        for rel, text in f.repository_files().items():
+            (seed / rel).parent.mkdir(parents=True, exist_ok=True)
+            (seed / rel).write_text(text)
+        _git(seed, "add", "-A")
         _git(
             seed,
             "-c",
@@ -43,10 +45,19 @@ def write_workspace(root: Path) -> Path:
             "user.email=conveyor@localhost",
             "commit",
             "-qm",
-            "start",
+            "Kustomize base and overlays for demo-trioapp",
         )
         _git(seed, "push", "-q", "origin", "HEAD:main")
     return defs
+
+
+def _log(root: Path) -> str:
+    done = subprocess.run(
+        ["git", "--git-dir", str(root / "gitops.git"), "log", "--oneline", "-n", "20", "main"],
+        capture_output=True,
+        text=True,
+    )
+    return "\n".join(f"  {line}" for line in done.stdout.splitlines())
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -89,6 +100,8 @@ def run_demo(directory: Path | None, out: Console) -> Conveyor:
         n.finished_at for n in prods if n.finished_at
     )
     out.print(f"\n  prod, prod-eu and prod-asia ran in parallel: {'yes' if overlap else 'no'}")
+    out.print("\n[bold]The promotions, as commits[/bold] (git log --oneline of gitops.git):")
+    out.print(_log(root), markup=False, highlight=False)
     cmd = f"conveyor --db {db}"
     out.print(f"""
 [bold]Try next[/bold] (from {root}, with Conveyor's virtual environment active:

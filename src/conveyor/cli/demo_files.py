@@ -1,8 +1,10 @@
-"""The quick start's definitions (seed 000's scenario in Conveyor's words) and its script."""
+"""The quick start's definitions (seed 000's scenario in Conveyor's words) and its repository
+(seed 004's directory-based layout: a Kustomize base and one overlay per environment)."""
 
 from __future__ import annotations
 
 APPS = ("web", "api", "worker")
+OVERLAYS = "apps/web-app/overlays"
 ENVIRONMENTS = {
     "dev": ("non-production", "dev", ""),
     "qa": ("non-production", "qa", ""),
@@ -33,7 +35,7 @@ metadata:
 spec:
   type: {type}
   settings:
-    overlay: overlays/{name}
+    overlay: {overlays}/{name}
 """
 
 FLOW = """\
@@ -59,10 +61,10 @@ kind: PromotionPolicy
 metadata:
   name: deploy-everywhere
 spec:
-  priority: 0                 # every environment: write the three images, then check them
+  priority: 0                 # every environment: set the three images in its overlay
   workflow:
     steps:
-      - name: deploy          # the three applications in parallel
+      - name: deploy          # in parallel; `batch` makes the three edits one commit
         tasks:
 {tasks}
   verify:
@@ -70,7 +72,8 @@ spec:
       uses: run
       with:
         args: [sh, ./smoke.sh, "${{{{ environment.settings.overlay }}}}",
-               "${{{{ release.version }}}}"]
+               "${{{{ artifacts.web.digest }}}}", "${{{{ artifacts.api.digest }}}}",
+               "${{{{ artifacts.worker.digest }}}}"]
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
@@ -87,55 +90,66 @@ spec:
 
 TASK = """\
           - name: {app}
-            uses: run
-            retries: 2
+            uses: git.kustomize-set-image
             with:
-              args: [sh, ./promote.sh, gitops.git, "${{{{ environment.settings.overlay }}}}",
-                     {app}, "${{{{ artifacts.{app}.ref }}}}", "${{{{ release.version }}}}"]
+              repo: gitops.git
+              batch: true
+              path: "${{{{ environment.settings.overlay }}}}"
+              image: {app}
+              newName: "${{{{ artifacts.{app}.repository }}}}"
+              digest: "${{{{ artifacts.{app}.digest }}}}"
 """
 
-# Clone, write, commit, push; on a lost race (parallel environments push to one repository)
-# rebase and push again. Writing the same image twice changes nothing: idempotent.
-PROMOTE_SH = """\
-#!/bin/sh
-set -eu
-repo=$1 overlay=$2 app=$3 image=$4 version=$5
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-git clone -q "$repo" "$work"
-cd "$work"
-file="$overlay/$app.image"
-if [ -f "$file" ] && [ "$(cat "$file")" = "$image" ]; then
-  echo "$app is already $image in $overlay"
-  exit 0
-fi
-mkdir -p "$overlay"
-printf '%s\\n' "$image" > "$file"
-git add "$file"
-git -c user.name=conveyor -c user.email=conveyor@localhost \\
-  commit -qm "promote $app $version to $overlay"
-i=0
-while [ $i -lt 30 ]; do
-  if git push -q origin HEAD:main 2>/dev/null; then
-    echo "promoted $app $version to $overlay: $image"
-    exit 0
-  fi
-  git pull -q --rebase origin main
-  i=$((i + 1))
-done
-echo "could not push $app to $overlay after 30 tries" >&2
-exit 1
+BASE_KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - deployment.yaml
 """
 
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web-app
+spec:
+  template:
+    spec:
+      containers:
+        - {name: web, image: web}
+        - {name: api, image: api}
+        - {name: worker, image: worker}
+"""
+
+OVERLAY = """\
+# {env}: what runs there. Conveyor edits the images below; keep your own changes elsewhere.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../base
+images:
+  - name: web
+    newTag: "0.9.0"
+  - name: api
+    newTag: "0.9.0"
+  - name: worker
+    newTag: "0.9.0"
+"""
+
+# The environment's overlay names all three images by the release's digests.
 SMOKE_SH = """\
 #!/bin/sh
-# The environment's directory in the repository holds all three images.
 set -eu
-overlay=$1 version=$2
-for app in web api worker; do
-  git --git-dir=gitops.git show "main:$overlay/$app.image" >/dev/null
+overlay=$1
+shift
+file=$(git --git-dir=gitops.git show "main:$overlay/kustomization.yaml")
+for digest in "$@"; do
+  if ! printf '%s\\n' "$file" | grep -q -- "digest: $digest"; then
+    echo "$overlay lacks $digest"
+    exit 1
+  fi
 done
-echo "smoke ok: $overlay has web, api and worker of $version"
+echo "smoke ok: $overlay runs $# images of this release"
 """
 
 
@@ -144,7 +158,11 @@ def environments_yaml() -> str:
     for name, (kind, tier, region) in ENVIRONMENTS.items():
         docs.append(
             ENVIRONMENT.format(
-                name=name, tier=tier, type=kind, region=f", region: {region}" if region else ""
+                name=name,
+                tier=tier,
+                type=kind,
+                region=f", region: {region}" if region else "",
+                overlays=OVERLAYS,
             )
         )
     return "---\n".join(docs)
@@ -152,3 +170,13 @@ def environments_yaml() -> str:
 
 def policies_yaml() -> str:
     return POLICIES.format(tasks="".join(TASK.format(app=a) for a in APPS))
+
+
+def repository_files() -> dict[str, str]:
+    files = {
+        "apps/web-app/base/kustomization.yaml": BASE_KUSTOMIZATION,
+        "apps/web-app/base/deployment.yaml": DEPLOYMENT,
+    }
+    for env in ENVIRONMENTS:
+        files[f"{OVERLAYS}/{env}/kustomization.yaml"] = OVERLAY.format(env=env)
+    return files
