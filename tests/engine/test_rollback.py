@@ -78,3 +78,68 @@ def test_rollback_refuses_a_release_never_deployed_there(cv: Conveyor) -> None:
         cv.rollback("prod", "0.9.0")
     with pytest.raises(Conflict, match="already"):
         cv.rollback("prod", "1.0.0")
+
+
+def test_rollback_with_revert_reverts_the_promotion_commit(cv: Conveyor) -> None:
+    from tests.gitrepos import bare_repo, git, show
+
+    overlay = "images:\n  - name: web\n    newTag: '0.1'\n"
+    bare = bare_repo(
+        cv.workdir, "ops", {f"overlays/{e}/kustomization.yaml": overlay for e in ("dev", "prod")}
+    )
+    policy = f"""
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {{name: main}}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments:
+    - {{name: prod, dependsOn: [dev]}}
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionPolicy
+metadata: {{name: all}}
+spec:
+  workflow:
+    steps:
+      - name: deploy
+        tasks:
+          - name: overlay
+            uses: git.kustomize-set-image
+            with:
+              repo: "file://{bare}"
+              path: "overlays/${{{{ environment.name }}}}"
+              image: web
+              digest: "${{{{ artifacts.web.digest }}}}"
+"""
+    apply_yaml(cv, BASE + policy)
+    old, new = digest(5), digest(6)
+    for version, image in (("1.0.0", old), ("1.1.0", new)):
+        cv.create_release("shop", version, {"web": f"registry.local/web@{image}"})
+        cv.trigger("main", f"shop@{version}")
+        cv.run_until_idle()
+        assert cv.show(f"shop@{version}").status == "succeeded"
+    prod = "overlays/prod/kustomization.yaml"
+    assert new in show(bare, "main", prod)
+
+    cv.rollback("prod", "1.0.0", revert=True)
+    cv.run_until_idle()
+
+    assert old in show(bare, "main", prod) and new not in show(bare, "main", prod)
+    assert new in show(bare, "main", "overlays/dev/kustomization.yaml")  # dev keeps 1.1.0
+    body = git(bare, "log", "-1", "--format=%B", "main")
+    assert body.startswith('Revert "Promote shop 1.1.0 to prod"')
+    assert "Conveyor-Revert-Of:" in body
+    states = {n.environment: n.state for n in cv.show("shop@1.1.0").nodes}
+    assert states == {"dev": "succeeded", "prod": "recalled"}
+
+
+def test_revert_needs_a_workflow_that_commits(cv: Conveyor) -> None:
+    apply_yaml(cv, BASE + DEFS)
+    ship(cv, "1.0.0")
+    ship(cv, "1.1.0")
+    with pytest.raises(Conflict, match="--revert needs a workflow that commits"):
+        cv.rollback("prod", "1.0.0", revert=True)
