@@ -1,0 +1,1 @@
+"""An OCI distribution client: copy images between registries by digest."""
