@@ -60,16 +60,18 @@ def test_revert_restores_the_file_and_a_rerun_reverts_nothing(tmp_path: Path) ->
     assert again.ok and again.summary == "unchanged" and len(log(bare)) == count
 
 
-def test_the_trailers_must_match_exactly_and_the_newest_promotion_wins(tmp_path: Path) -> None:
+def test_the_trailers_must_match_exactly_and_every_promotion_commit_is_undone(
+    tmp_path: Path,
+) -> None:
     bare = bare_repo(tmp_path, "ops", {"a.txt": "v1\n", "b.txt": "-\n", "c.txt": "-\n"})
     repo = f"file://{bare}"
     promote(tmp_path, repo, "a.txt", "v2\n")
-    promote(tmp_path, repo, "a.txt", "v3\n")  # promoted again: this is the one to undo
+    promote(tmp_path, repo, "a.txt", "v3\n")  # promoted again: both commits are undone
     promote(tmp_path, repo, "b.txt", "1.2.30\n", version="1.2.30")  # grep also finds it
     promote(tmp_path, repo, "c.txt", "staging\n", env="staging")
     raw = {"repo": repo, "release": "shop@1.2.3"}  # given explicitly this time
     assert RevertAction().run(ctx(tmp_path, raw)).ok
-    assert show(bare, "main", "a.txt") == "v2\n"
+    assert show(bare, "main", "a.txt") == "v1\n"
     assert show(bare, "main", "b.txt") == "1.2.30\n" and show(bare, "main", "c.txt") == "staging\n"
 
 
@@ -153,3 +155,42 @@ def test_values_that_merely_contain_options_are_searched_for_as_data(
         RevertAction().run(ctx(tmp_path, raw))
     assert not list(tmp_path.rglob("x"))
     assert RevertSettings(repo="file:///r").release.startswith("${{")
+
+
+def test_a_batch_commit_is_reverted_for_one_environment_only(tmp_path: Path) -> None:
+    import threading
+
+    from conveyor.actions.gitrepo import WorkingCopies, remote_url
+
+    bare = bare_repo(tmp_path, "ops", {"eu.txt": "1.0\n", "asia.txt": "1.0\n"})
+    settings = GitSettings(repo=f"file://{bare}", batch=True)
+    copies = WorkingCopies.under(tmp_path / "data")
+    path = copies.path(remote_url(settings.repo, tmp_path), "main")
+
+    def promote_to(env: str, file: str) -> None:
+        def edit(root: Path) -> list[str]:
+            (root / file).write_text("1.2.3\n")
+            return [file]
+
+        assert commit_and_push(ctx(tmp_path, {}, env=env), settings, edit, env).ok
+
+    with copies.lock(path):  # both arrive while the branch is busy: one shared commit
+        threads = [
+            threading.Thread(target=promote_to, args=a)
+            for a in (("prod-eu", "eu.txt"), ("prod-asia", "asia.txt"))
+        ]
+        for t in threads:
+            t.start()
+        for _ in range(200):
+            if len(copies._waiting.get(path, [])) == 2:
+                break
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join(timeout=60)
+    assert len(log(bare)) == 2, "one commit for both environments"
+
+    result = RevertAction().run(ctx(tmp_path, {"repo": f"file://{bare}"}, env="prod-eu"))
+
+    assert result.ok
+    assert show(bare, "main", "eu.txt") == "1.0\n"
+    assert show(bare, "main", "asia.txt") == "1.2.3\n", "prod-asia keeps its promotion"

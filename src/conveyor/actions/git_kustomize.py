@@ -1,8 +1,8 @@
 """`git.kustomize-set-image`: what `kustomize edit set image` does to an overlay, committed.
 
-The matching `images:` entry ends up with exactly the fields given, as the kustomize CLI
-writes it: `image: web, digest: sha256:...` drops a `newTag` (and a `newName`) the entry
-had; `"*"` keeps a field's current value, as in `kustomize edit set image web=*:1.2`.
+The matching `images:` entry gets the fields given; a field not given (or given as `"*"`)
+keeps its value, except that a digest replaces a `newTag` and a tag a `digest`, as in
+kustomize. So an overlay's `newName` survives a task that sets only the digest.
 Unlike the CLI, nothing else in the file moves: other entries keep their order, the file
 its comments and layout; a missing entry is added last, a missing `images:` at the end.
 """

@@ -16,6 +16,7 @@ from pydantic import field_validator
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
 from conveyor.actions.gitrefs import conflicts, strict
 from conveyor.actions.gitrepo import (
+    PATH_TRAILER,
     Git,
     GitSettings,
     WorkingCopies,
@@ -80,15 +81,18 @@ def _commits(git: Git, *args: str) -> list[tuple[str, str, list[tuple[str, str]]
     return found
 
 
-def promoted_by(git: Git, release: str, environment: str) -> tuple[str, str] | None:
-    """The newest commit that promoted `release` to `environment` (reverts excluded: they
-    carry the same trailers, and reverting a revert is not a rollback)."""
+def promotions_of(
+    git: Git, release: str, environment: str
+) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Every commit that promoted `release` to `environment`, newest first (reverts
+    excluded: they carry the same trailers, and reverting a revert is not a rollback)."""
     want = {("Conveyor-Release", release), ("Conveyor-Environment", environment)}
     grep = [f"--grep=Conveyor-Release: {release}", f"--grep=Conveyor-Environment: {environment}"]
-    for sha, subject, trailers in _commits(git, "--all-match", *grep, "HEAD"):
-        if want <= set(trailers) and not any(key == REVERT_OF for key, _ in trailers):
-            return sha, subject
-    return None
+    return [
+        (sha, subject, trailers)
+        for sha, subject, trailers in _commits(git, "--all-match", *grep, "HEAD")
+        if want <= set(trailers) and not any(key == REVERT_OF for key, _ in trailers)
+    ]
 
 
 def reverted(git: Git, sha: str) -> bool:
@@ -111,40 +115,61 @@ class RevertAction:
         base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
         url = remote_url(settings.repo, ctx.workdir)
         with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
-            found = promoted_by(git, release, environment)
-            if found is None:
+            found = promotions_of(git, release, environment)
+            if not found:
                 raise TerminalError(
                     f"no commit on {branch} promoted {release} to {environment} "
                     "(none has both Conveyor-Release and Conveyor-Environment trailers)"
                 )
-            sha, subject = found
-            if reverted(git, sha):
+            todo = [c for c in found if not reverted(git, c[0])]
+            made = []
+            for sha, subject, commit_trailers in todo:  # newest first
+                if _revert_one(git, sha, environment, commit_trailers):
+                    head = (
+                        given if "message" in settings.model_fields_set else f'Revert "{subject}"'
+                    )
+                    message = (
+                        f"{head}\n\nThis reverts commit {sha}.\n\n{REVERT_OF}: {sha}\n{trailers}"
+                    )
+                    git("commit", "--quiet", "--no-verify", "-m", message)
+                    made.append(sha[:12])
+            if not made:
                 return ActionResult(
-                    True, f"revert: {sha[:12]} ({subject}) is already reverted", "unchanged"
+                    True,
+                    f"revert: {branch} has no change left of {release} in {environment}",
+                    "unchanged",
                 )
-            parents = git("rev-list", "--parents", "-n", "1", sha).stdout.split()[1:]
-            # A merge promotion is undone relative to the branch it was merged into.
-            mainline = ["-m", "1"] if len(parents) > 1 else []
-            undone = git("revert", "--no-commit", *mainline, sha, check=False)
-            if undone.returncode != 0:
-                names = conflicts(git)
-                git("revert", "--abort", check=False)  # nothing was pushed; leave it clean
-                if not names:
-                    raise TerminalError(f"git revert {sha[:12]} failed: {undone.stderr.strip()}")
-                raise TerminalError(
-                    f"reverting {sha[:12]} conflicts in {', '.join(names)}; nothing was pushed"
-                )
-            if git("diff", "--cached", "--quiet", check=False).returncode == 0:
-                git("revert", "--abort", check=False)
-                return ActionResult(
-                    True, f"revert: {branch} no longer has {sha[:12]}'s changes", "unchanged"
-                )
-            head = given if "message" in settings.model_fields_set else f'Revert "{subject}"'
-            message = f"{head}\n\nThis reverts commit {sha}.\n\n{REVERT_OF}: {sha}\n{trailers}"
-            git("commit", "--quiet", "--no-verify", "-m", message)
-            tries = push(git, branch)  # a plain commit: rebasing it onto a racing push is fine
+            if ctx.cancel.is_set():
+                raise TerminalError("cancelled before pushing; nothing was pushed")
+            tries = push(git, branch)  # plain commits: rebasing them onto a racing push is fine
             new = git("rev-parse", "--short", "HEAD").stdout.strip()
         note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
         return ActionResult(
-            True, f"revert: {new} reverts {sha[:12]} ({subject}) on {branch}{note}", f"revert {new}"
+            True, f"revert: {new} reverts {', '.join(made)} on {branch}{note}", f"revert {new}"
         )
+
+
+def _revert_one(git: Git, sha: str, environment: str, trailers: list[tuple[str, str]]) -> bool:
+    """Stage the revert of `sha`, limited to `environment`'s paths when the commit says which
+    are whose (a batch commit also holds other environments'). False if nothing is left."""
+    parents = git("rev-list", "--parents", "-n", "1", sha).stdout.split()[1:]
+    # A merge promotion is undone relative to the branch it was merged into.
+    mainline = ["-m", "1"] if len(parents) > 1 else []
+    undone = git("revert", "--no-commit", *mainline, sha, check=False)
+    if undone.returncode != 0:
+        names = conflicts(git)
+        git("revert", "--abort", check=False)  # nothing was pushed; leave it clean
+        if not names:
+            raise TerminalError(f"git revert {sha[:12]} failed: {undone.stderr.strip()}")
+        raise TerminalError(f"reverting {sha[:12]} conflicts in {', '.join(names)}; nothing pushed")
+    owned = [v.partition(" ") for k, v in trailers if k == PATH_TRAILER]
+    if owned:
+        mine = {path for env, _, path in owned if env == environment}
+        staged = git("diff", "--cached", "--name-only").stdout.split()
+        others = [p for p in staged if p not in mine]
+        if others:
+            git("restore", "--staged", "--worktree", "--source=HEAD", "--", *others)
+    if git("diff", "--cached", "--quiet", check=False).returncode == 0:
+        git("revert", "--quit", check=False)
+        return False
+    return True

@@ -28,6 +28,7 @@ from conveyor.model.template import TemplateError, render
 DEFAULT_MESSAGE = "Promote ${{ release.product }} ${{ release.version }} to ${{ environment.name }}"
 DEFAULT_AUTHOR = "Conveyor <conveyor@localhost>"
 PUSH_TRIES = 10
+PATH_TRAILER = "Conveyor-Path"  # "ENV PATH": which environment a path in the commit is for
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])$")
 _PERSON = re.compile(r"^\s*([^<>]+?)\s*<([^<>\s]+)>\s*$")
 _SCHEMES = ("file://", "git://", "https://", "http://", "ssh://")
@@ -338,12 +339,21 @@ def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
     """Make the jobs' edits, commit them once and push; each job gets its result or error."""
     paths: list[str] = []
     done: list[_Job] = []
+    changes: list[str] = []
     for j in jobs:
+        if j.ctx.cancel.is_set():
+            j.error = TerminalError("cancelled before its change was made")
+            continue
         try:
-            paths += j.edit(git.cwd)
-            done.append(j)
+            edited = j.edit(git.cwd)
         except Exception as exc:  # one bad edit must not sink the others of its batch
             j.error = exc
+            continue
+        paths += edited
+        done.append(j)
+        env = j.ctx.template.get("environment", {}).get("name")
+        # Which paths are whose: a revert of one environment leaves the others' alone.
+        changes += [f"{PATH_TRAILER}: {env} {p}" for p in edited if env]
     if not done:
         return
     what = "; ".join(dict.fromkeys(j.what for j in done))
@@ -355,8 +365,11 @@ def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
     else:
         messages = [commit_message(j.ctx, j.settings) for j in done]
         subject = _subject([m.partition("\n\n")[0] for m in messages])
-        trailers = dict.fromkeys(t for m in messages for t in m.partition("\n\n")[2].splitlines())
+        lines = [t for m in messages for t in m.partition("\n\n")[2].splitlines()]
+        trailers = dict.fromkeys([*lines, *changes])
         message = f"{subject}\n\n" + "\n".join(trailers) + "\n"
+        if any(j.ctx.cancel.is_set() for j in done):
+            raise TerminalError("cancelled before pushing; nothing was pushed")
         git("commit", "--quiet", "--no-verify", "-m", message)
         tries = push(git, branch)
         head = git("rev-parse", "--short", "HEAD").stdout.strip()

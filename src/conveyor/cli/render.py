@@ -72,7 +72,9 @@ def release_view(view: ReleaseView, now: datetime, logs: bool = False) -> Render
     end = max([n.finished_at or now for n in view.nodes if n.started_at] or [now])
     for depth, level in enumerate(view.levels):
         for node in level:
-            name = ("  " * depth) + ("└ " if depth else "") + node.environment
+            # A rollback is no child of the flow's last nodes: drawn at the left.
+            indent = 0 if node.node.startswith("rollback-") else depth
+            name = ("  " * indent) + ("└ " if indent else "") + node.environment
             if node.node != node.environment:
                 name += f" ({node.node})"
             table.add_row(
@@ -124,7 +126,8 @@ def _logs(view: ReleaseView) -> list[RenderableType]:
                 )
             )
         for t in node.tasks:
-            one(node.environment, t)
+            where = node.environment
+            one(where if node.node == where else f"{where} ({node.node})", t)
     return out
 
 
