@@ -7,6 +7,7 @@ from conveyor.actions.git_revert import RevertAction
 from conveyor.actions.git_tag import TagAction
 from conveyor.actions.git_yaml_set import YamlSetAction
 from conveyor.actions.http import HttpAction
+from conveyor.actions.registry_copy import RegistryCopyAction
 from conveyor.actions.run import RunAction
 
 BUILTIN_ACTIONS: list[Action] = [
@@ -17,6 +18,7 @@ BUILTIN_ACTIONS: list[Action] = [
     MergeAction(),
     TagAction(),
     RevertAction(),
+    RegistryCopyAction(),
 ]
 
 __all__ = ["BUILTIN_ACTIONS", "Action", "ActionContext", "ActionResult", "ActionSettings"]

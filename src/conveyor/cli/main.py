@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import typer
 
 from conveyor.cli.common import State, cv_of, dump, err, login, out
 from conveyor.cli.errors import exit_code
+from conveyor.cli.p2p import p2p_app
 from conveyor.cli.releases import release_app
 from conveyor.cli.render import resource_table
 from conveyor.errors import ConveyorError, DefinitionError, Problem
@@ -31,6 +33,7 @@ app.add_typer(release_app, name="release")
 app.add_typer(flow_app, name="flow")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(p2p_app, name="p2p")
 T = TypeVar("T")
 
 
@@ -53,6 +56,8 @@ def root(
         ),
     ] = None,
 ) -> None:
+    # httpx logs whole request URLs (upload sessions, signed storage links) at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     who = actor or os.environ.get("CONVEYOR_USER") or login()
     ctx.obj = State(db, who)
 
@@ -232,10 +237,19 @@ def audit_verify(ctx: typer.Context) -> None:
 @app.command()
 def demo(
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Workspace (default: a new temporary directory).")
+        Path | None,
+        typer.Option("--dir", help="Workspace (default: a new temporary directory)."),
     ] = None,
+    registry: Annotated[
+        bool, typer.Option("--registry", help="Seed 003's path to production instead.")
+    ] = False,
 ) -> None:
     """The quick start end to end: a product promoted through dev, qa and three prods."""
+    if registry:
+        from conveyor.cli.demo_registry import run_registry_demo
+
+        run_registry_demo(directory, out)
+        return
     from conveyor.cli.demo import run_demo
 
     run_demo(directory, out)
