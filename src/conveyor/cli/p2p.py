@@ -66,7 +66,7 @@ def promote(
     given = {
         ("--source-registry", "SOURCE_REGISTRY"): source_registry,
         ("--source-stage", "SOURCE_STAGE"): source_stage,
-        ("--dest-registry", "DEST_REGISTRY"): dest_registry,
+        ("--dest-registry", "DEST_REGISTRY (or REGISTRY)"): dest_registry,
         ("--dest-stage", "DEST_STAGE"): dest_stage,
     }
     missing = [
@@ -82,10 +82,14 @@ def promote(
     try:
         source = reference.parse(f"{source_registry}/{_path(source_stage, name)}:{tag}")
         dest = reference.parse(f"{dest_registry}/{_path(dest_stage, name)}:{tag}")
-        source_auth = auth.from_override(source_auth_override, registry=source.registry)
-        dest_auth = auth.from_override(dest_auth_override, registry=dest.registry)
     except ValueError as exc:
         raise DefinitionError(Problem(str(exc), "command line", None, "image")) from None
+    source_auth = _override(
+        source_auth_override, source.registry, "--source-auth-override", "SOURCE_AUTH_OVERRIDE"
+    )
+    dest_auth = _override(
+        dest_auth_override, dest.registry, "--dest-auth-override", "DEST_AUTH_OVERRIDE"
+    )
     progress = _Progress() if sys.stderr.isatty() else None
     report = copy_image(
         source,
@@ -105,6 +109,17 @@ def promote(
         markup=False,
         highlight=False,
     )
+
+
+def _override(
+    value: str | None, registry: str, flag: str, variable: str
+) -> auth.Credentials | None:
+    try:
+        return auth.from_override(value, registry=registry)
+    except ValueError as exc:  # the message describes the form, never the secret
+        raise DefinitionError(
+            Problem(f"{flag} ({variable}): {exc}", "command line", None, flag)
+        ) from None
 
 
 def _path(stage: str | None, name: str) -> str:
