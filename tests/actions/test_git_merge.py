@@ -167,3 +167,24 @@ def test_settings_accept_templates_at_apply_time_and_refuse_unknown_sources(
     for source in ("nope", "0123456789abcdef0123456789abcdef01234567"):
         with pytest.raises(TerminalError, match="neither a branch"):
             MergeAction().run(ctx(tmp_path, {"repo": f"file://{bare}", "source": source}))
+
+
+def test_without_fast_forward_a_merge_commit_carries_the_trailers(tmp_path: Path) -> None:
+    from conveyor.actions.git_revert import RevertAction
+
+    bare = bare_repo(tmp_path, "ops", {"app.txt": "v1\n"})
+    git(bare, "branch", "prod", "main")
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(bare), str(work))
+    (work / "app.txt").write_text("v2\n")
+    git(work, "commit", "-qam", "v2")
+    git(work, "push", "-q", "origin", "HEAD:main")
+
+    raw = {"repo": f"file://{bare}", "branch": "prod", "source": "main", "fastForward": False}
+    result = MergeAction().run(ctx(tmp_path, raw))
+
+    assert result.ok and "merged into" in result.output
+    assert "Conveyor-Environment: prod" in git(bare, "log", "-1", "--format=%B", "prod")
+    assert show(bare, "prod", "app.txt") == "v2\n"
+    reverted = RevertAction().run(ctx(tmp_path, {"repo": f"file://{bare}", "branch": "prod"}))
+    assert reverted.ok and show(bare, "prod", "app.txt") == "v1\n"

@@ -32,6 +32,11 @@ class MergeSettings(GitSettings):
     """`branch` is the environment's branch (the target); `source` is what it receives."""
 
     source: str = Field(min_length=1, description="A branch of the repository or a commit SHA")
+    fastForward: bool = Field(
+        True,
+        description="Fast-forward when possible; false always makes a merge commit, whose "
+        "trailers let `conveyor rollback --revert` find and undo the promotion",
+    )
 
     @field_validator("source")
     @classmethod
@@ -55,7 +60,7 @@ class MergeAction:
             for attempt in range(1, PUSH_TRIES + 1):
                 if attempt > 1:
                     sync(git, branch)  # drop our merge, start over from their new head
-                how = self._merge(git, sha, message, source, branch)
+                how = self._merge(git, sha, message, source, branch, settings.fastForward)
                 if how is None:
                     head = git("rev-parse", "--short", "HEAD").stdout.strip()
                     return ActionResult(
@@ -72,11 +77,13 @@ class MergeAction:
         raise TransientError(f"push to {branch} lost the race {PUSH_TRIES} times; will retry")
 
     @staticmethod
-    def _merge(git: Git, sha: str, message: str, source: str, branch: str) -> str | None:
+    def _merge(
+        git: Git, sha: str, message: str, source: str, branch: str, fast_forward: bool
+    ) -> str | None:
         """Merge into the checked-out branch; None when there is nothing to merge."""
         if is_ancestor(git, sha, "HEAD"):
             return None  # a re-run, or someone merged it already: nothing to do
-        if is_ancestor(git, "HEAD", sha):
+        if fast_forward and is_ancestor(git, "HEAD", sha):
             git("merge", "--quiet", "--ff-only", sha)
             return "fast-forwarded"
         merged = git("merge", "--quiet", "--no-ff", "--no-edit", "-m", message, sha, check=False)
