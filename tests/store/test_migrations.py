@@ -22,7 +22,15 @@ from conveyor.store.db import open_store
 from conveyor.store.migrate import config, current, downgrade, upgrade
 from conveyor.store.tables import Base
 
-TABLES = {"resources", "releases", "promotions", "task_runs", "gate_results", "audit_events"}
+TABLES = {
+    "resources",
+    "releases",
+    "promotions",
+    "task_runs",
+    "gate_results",
+    "audit_events",
+    "health_reports",
+}
 
 
 @pytest.fixture
@@ -171,7 +179,7 @@ def test_downgrade_to_base_and_back(engine: sa.Engine) -> None:
 def test_current(engine: sa.Engine) -> None:
     assert current(engine) is None
     upgrade(engine)
-    assert current(engine) == script_head() == "0001"
+    assert current(engine) == script_head() == "0002"
     assert migrate.head() == script_head()
 
 
@@ -248,3 +256,32 @@ def test_head_constant_matches_the_newest_script() -> None:
     from conveyor.store import migrate
 
     assert migrate.head() == migrate.HEAD
+
+
+def test_upgrade_from_0001_to_0002_keeps_data_and_adds_health_reports(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        command.upgrade(config(connection), "0001")
+    assert current(engine) == "0001"
+    assert "health_reports" not in table_names(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO resources (kind, name, revision, document, deleted, source,"
+                " applied_by, applied_at) VALUES ('flow', 'web', 1, '{}', false, '', 'me', :at)"
+            ),
+            {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+
+    upgrade(engine)
+    assert current(engine) == "0002"
+    assert table_names(engine) == TABLES | {"alembic_version"}
+    assert diff(engine, Base.metadata) == []
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("health_reports")}
+    assert indexes == {"ix_health_reports_env_entity_time"}
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT name FROM resources")).scalars().all() == ["web"]
+
+    downgrade(engine, "0001")
+    assert current(engine) == "0001"
+    assert "health_reports" not in table_names(engine)
+    assert "resources" in table_names(engine)

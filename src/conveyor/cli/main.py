@@ -14,6 +14,7 @@ import typer
 
 from conveyor.cli.common import State, cv_of, dump, err, login, out
 from conveyor.cli.errors import exit_code
+from conveyor.cli.health import health_app
 from conveyor.cli.p2p import p2p_app
 from conveyor.cli.releases import release_app
 from conveyor.cli.render import resource_table
@@ -34,6 +35,7 @@ app.add_typer(flow_app, name="flow")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.add_typer(p2p_app, name="p2p")
+app.add_typer(health_app, name="health")
 T = TypeVar("T")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
+from conveyor.engine import health as health_reports
 from conveyor.engine import releases, resources, rollback, wakeup
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
+from conveyor.health.timeline import EntityHealth, HealthState
 from conveyor.model.definitions import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.spec import Definition, SourceDoc, load_paths
@@ -129,6 +132,39 @@ class Conveyor:
             if product:
                 q = q.where(ReleaseRow.product == product)
             return list(s.scalars(q))
+
+    # --- health --------------------------------------------------------------------------
+
+    def report_health(
+        self,
+        environment: str,
+        entity: str,
+        node: str,
+        live: bool,
+        state: str | HealthState | None,
+        version: str,
+        at: datetime | None = None,
+    ) -> bool:
+        """Record a node's health report (at `at`, default now); False if already recorded."""
+        now = self.clock.now()
+        with self._write() as s:
+            return health_reports.record(
+                s, environment, entity, node, at or now, live, state, version, now
+            )
+
+    def health(
+        self,
+        environment: str,
+        product: str,
+        version: str,
+        entity: str | None = None,
+        at: datetime | None = None,
+    ) -> dict[str, EntityHealth]:
+        """Each entity's health over the soak of `product@version` until `at` (default now)."""
+        with self.store.session() as s:
+            return health_reports.show(
+                s, environment, product, version, at or self.clock.now(), entity
+            )
 
     # --- the engine and the audit trail ------------------------------------------------
 

@@ -174,3 +174,21 @@ class AuditRow(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class HealthReportRow(Base):
+    """One health report of one node of one entity in an environment (seed 001)."""
+
+    __tablename__ = "health_reports"
+    __table_args__ = (Index("ix_health_reports_env_entity_time", "environment", "entity", "time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment: Mapped[str] = mapped_column(String(63))
+    entity: Mapped[str] = mapped_column(String(200))
+    node: Mapped[str] = mapped_column(String(200))
+    time: Mapped[datetime]
+    live: Mapped[bool] = mapped_column()
+    # A HealthState name, or NULL for a node that reports liveness only.
+    state: Mapped[str | None] = mapped_column(String(20), default=None)
+    version: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime]

@@ -1,0 +1,139 @@
+"""`conveyor health`: report node health, and see how a release's soak is going."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from conveyor.cli.common import cv_of, dump, out
+from conveyor.engine.health import STATES
+from conveyor.engine.releases import parse_ref
+from conveyor.errors import DefinitionError, Problem
+from conveyor.health.timeline import EntityHealth
+from conveyor.model.definitions import ProductSpec
+from conveyor.model.duration import format_duration
+
+health_app = typer.Typer(help="Health reports and release soak health.", no_args_is_help=True)
+
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at", help="ISO 8601 time with an offset, e.g. 2026-01-05T09:00:00Z. Default now."
+    ),
+]
+
+
+def parse_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise DefinitionError(
+            Problem(f"'{text}' is not an ISO 8601 time", "command line", None, "--at")
+        ) from None
+    if value.tzinfo is None:
+        raise DefinitionError(
+            Problem(
+                f"'{text}' has no timezone: add an offset, e.g. {text}Z or {text}+02:00",
+                "command line",
+                None,
+                "--at",
+            )
+        )
+    return value
+
+
+@health_app.command("report")
+def report(
+    ctx: typer.Context,
+    environment: str,
+    entity: str,
+    node: Annotated[str, typer.Option("--node", help="The node reporting.")],
+    version: Annotated[str, typer.Option("--version", help="The version the node runs.")],
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", help=f"One of {', '.join(STATES)}; omit for a liveness-only report."
+        ),
+    ] = None,
+    not_live: Annotated[
+        bool, typer.Option("--not-live", help="The node is not live (not serving).")
+    ] = False,
+    at: AtOption = None,
+) -> None:
+    """Record one health report of a node of an entity in an environment."""
+    stored = cv_of(ctx).report_health(
+        environment, entity, node, not not_live, state, version, parse_at(at)
+    )
+    what = "recorded" if stored else "already recorded"
+    out.print(f"health report of {entity}/{node} in {environment} {what}", markup=False)
+
+
+def verdict(health: EntityHealth) -> str:
+    if health.unhealthy_verdict:
+        return "unhealthy"
+    if health.satisfies_healthy:
+        return "healthy"
+    return "pending"
+
+
+def as_json(health: EntityHealth, healthy: float, unhealthy: float) -> dict[str, Any]:
+    return {
+        "entity": health.entity,
+        "firstSeen": None if health.first_seen is None else health.first_seen.isoformat(),
+        "soakSeconds": health.soak.total_seconds(),
+        "healthySeconds": health.healthy.total_seconds(),
+        "unhealthySeconds": health.unhealthy.total_seconds(),
+        "healthyRatio": health.healthy_ratio,
+        "unhealthyRatio": health.unhealthy_ratio,
+        "healthyThreshold": healthy,
+        "unhealthyThreshold": unhealthy,
+        "satisfiesHealthy": health.satisfies_healthy,
+        "unhealthyVerdict": health.unhealthy_verdict,
+        "verdict": verdict(health),
+    }
+
+
+def as_text(health: EntityHealth, healthy: float, unhealthy: float) -> str:
+    return (
+        f"{health.entity}: {verdict(health)}"
+        f"  soak {format_duration(health.soak)}"
+        f"  healthy {format_duration(health.healthy)} ({health.healthy_ratio:.1%}, need"
+        f" >= {healthy:.1%})"
+        f"  unhealthy {format_duration(health.unhealthy)} ({health.unhealthy_ratio:.1%},"
+        f" limit {unhealthy:.1%})"
+    )
+
+
+@health_app.command("show")
+def show(
+    ctx: typer.Context,
+    environment: str,
+    release: Annotated[str, typer.Option("--release", help="PRODUCT@VERSION")],
+    entity: Annotated[str | None, typer.Option("--entity", help="Only this entity.")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    at: AtOption = None,
+) -> None:
+    """Per entity: soak time, healthy and unhealthy time and ratios, and the verdict."""
+    if output not in ("text", "json"):
+        raise DefinitionError(
+            Problem(f"unknown output '{output}': use text or json", "command line", None, "-o")
+        )
+    product, version = parse_ref(release)
+    cv = cv_of(ctx)
+    results = cv.health(environment, product, version, entity, parse_at(at))
+    (current,) = cv.get("Product", product)
+    assert isinstance(current.spec, ProductSpec)
+    healthy = current.spec.rolloutCriteria.healthyThreshold
+    unhealthy = current.spec.rolloutCriteria.unhealthyThreshold
+    ordered = [results[name] for name in sorted(results)]
+    if output == "json":
+        dump([as_json(h, healthy, unhealthy) for h in ordered], "json")
+        return
+    if not ordered:
+        out.print(f"no health reports in {environment} yet", markup=False)
+    for h in ordered:
+        out.print(as_text(h, healthy, unhealthy), markup=False, highlight=False)

@@ -1,0 +1,142 @@
+"""`conveyor health report` and `conveyor health show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from conveyor.cli.errors import exit_code
+from conveyor.cli.main import app
+from conveyor.errors import ConveyorError, DefinitionError, NotFound
+from tests.cli.test_cli import conveyor
+from tests.conftest import BASE
+
+MONDAY = "2026-01-05T09:00:00Z"
+
+
+class Cli:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runner = CliRunner()
+
+    def invoke(self, *args: str) -> Result:
+        return self.runner.invoke(
+            app,
+            ["--db", str(self.root / "conveyor.db"), *args],
+            env={"CONVEYOR_USER": "tester", "CONVEYOR_DATABASE_URL": None},
+        )
+
+    def __call__(self, *args: str) -> str:
+        result = self.invoke(*args)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        return result.output
+
+    def error(self, *args: str) -> ConveyorError:
+        result = self.invoke(*args)
+        assert isinstance(result.exception, ConveyorError), (args, result.output)
+        return result.exception
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    defs = tmp_path / "defs.yaml"
+    defs.write_text(BASE)
+    c = Cli(tmp_path)
+    c("apply", "-f", str(defs))
+    return c
+
+
+def report(cli: Cli, node: str, state: str, at: str, *extra: str) -> str:
+    return cli(
+        "health", "report", "prod", "cluster-a", "--node", node, "--state", state,
+        "--version", "1.0.0", "--at", at, *extra,
+    )  # fmt: skip
+
+
+def test_report_then_show(cli: Cli) -> None:
+    assert "recorded" in report(cli, "n1", "HEALTHY", MONDAY)
+    assert "already recorded" in report(cli, "n1", "healthy", "2026-01-05T10:00:00+01:00")
+    report(cli, "n2", "ERROR", "2026-01-05T11:00:00Z", "--not-live")
+    report(cli, "n2", "HEALTHY", "2026-01-05T12:00:00Z")
+
+    shown = cli("health", "show", "prod", "--release", "shop@1.0.0", "--at", "2026-01-05T19:00Z")
+    line = shown.strip()
+    assert line.startswith("cluster-a: pending"), shown
+    # n2 is not live before 12:00 (its first report is at 11:00): 7h of 10h healthy.
+    assert "soak 10h" in line and "healthy 7h (70.0%, need >= 95.0%)" in line
+    assert "unhealthy 0s (0.0%, limit 5.0%)" in line
+
+    empty = cli("health", "show", "qa", "--release", "shop@1.0.0", "--at", MONDAY)
+    assert "no health reports in qa yet" in empty
+
+
+def test_show_json_parses(cli: Cli) -> None:
+    report(cli, "n1", "HEALTHY", MONDAY)
+    report(cli, "n1", "ERROR", "2026-01-05T18:00:00Z")
+    out = cli(
+        "health", "show", "prod", "--release", "shop@1.0.0", "--entity", "cluster-a",
+        "-o", "json", "--at", "2026-01-05T19:00:00Z",
+    )  # fmt: skip
+    (entry,) = json.loads(out)
+    assert entry == {
+        "entity": "cluster-a",
+        "firstSeen": "2026-01-05T09:00:00+00:00",
+        "soakSeconds": 36000.0,
+        "healthySeconds": 32400.0,
+        "unhealthySeconds": 3600.0,
+        "healthyRatio": 0.9,
+        "unhealthyRatio": 0.1,
+        "healthyThreshold": 0.95,
+        "unhealthyThreshold": 0.05,
+        "satisfiesHealthy": False,
+        "unhealthyVerdict": True,
+        "verdict": "unhealthy",
+    }
+    text = cli("health", "show", "prod", "--release", "shop@1.0.0", "--at", "2026-01-05T19:00Z")
+    assert text.startswith("cluster-a: unhealthy")
+
+
+def test_bad_state_exits_2(cli: Cli, tmp_path: Path) -> None:
+    exc = cli.error(
+        "health", "report", "prod", "cluster-a", "--node", "n1", "--state", "GREAT",
+        "--version", "1.0.0",
+    )  # fmt: skip
+    assert isinstance(exc, DefinitionError) and exit_code(exc) == 2
+    assert "unknown health state 'GREAT'" in str(exc)
+    # The installed command, as a user runs it.
+    done = conveyor(
+        tmp_path, "health", "report", "prod", "cluster-a", "--node", "n1", "--state", "GREAT",
+        "--version", "1.0.0",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "unknown health state 'GREAT'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "message"),
+    [
+        (("report", "staging", "e", "--node", "n", "--version", "1"), NotFound, "staging"),
+        (("report", "prod", "e", "--node", "n", "--version", "1", "--at", "noon"),
+         DefinitionError, "is not an ISO 8601 time"),
+        (("report", "prod", "e", "--node", "n", "--version", "1", "--at", "2026-01-05T09:00"),
+         DefinitionError, "has no timezone"),
+        (("show", "prod", "--release", "shop"), DefinitionError, "PRODUCT@VERSION"),
+        (("show", "prod", "--release", "shop@1", "-o", "yaml"), DefinitionError, "text or json"),
+        (("show", "prod", "--release", "cart@1"), NotFound, "Product/cart"),
+    ],
+)  # fmt: skip
+def test_errors(cli: Cli, args: tuple[str, ...], kind: type[ConveyorError], message: str) -> None:
+    exc = cli.error("health", *args)
+    assert isinstance(exc, kind) and message in str(exc)
+
+
+def test_liveness_only_report(cli: Cli) -> None:
+    assert "recorded" in cli(
+        "health", "report", "prod", "cluster-a", "--node", "n1", "--version", "1.0.0",
+        "--at", MONDAY,
+    )  # fmt: skip
+    shown = cli("health", "show", "prod", "--release", "shop@1.0.0", "--at", "2026-01-05T10:00Z")
+    assert "cluster-a: healthy" in shown and "healthy 1h (100.0%" in shown
