@@ -60,11 +60,7 @@ def run(envs: int, seconds: float) -> float:
         cv.apply(docs=load_text(definitions(envs, seconds), "bench.yaml"))
         cv.create_release("fan", "1.0.0", {"app": f"registry.local/app@{DIGEST}"})
         # The engine is up before the release comes, as a running `conveyor engine` is.
-        engine = cv.engine
-        for _ in range(500):
-            if engine.runner.workers >= engine.runner.max_workers:
-                break
-            time.sleep(0.01)
+        cv.engine.runner.wait_ready(timeout=10)
         start = time.perf_counter()
         cv.trigger("fanout", "fan@1.0.0")
         cv.run_until_idle()

@@ -125,11 +125,7 @@ def conveyor(root: Path, names: list[str]) -> float:
     cv = Conveyor(open_store(f"sqlite:///{root / 'bench.db'}"), clock=SystemClock(), workdir=root)
     cv.apply(docs=load_text(definitions(bare, names), "bench.yaml"))
     cv.create_release("web", "1.0.0", {"web-app": f"registry.local/web-app@{NEW}"})
-    engine = cv.engine  # running before the release comes, as `conveyor engine` is
-    for _ in range(500):
-        if engine.runner.workers >= engine.runner.max_workers:
-            break
-        time.sleep(0.01)
+    cv.engine.runner.wait_ready(timeout=10)  # up before the release, as `conveyor engine` is
     start = time.perf_counter()
     cv.trigger("fleet", "web@1.0.0")
     cv.run_until_idle()

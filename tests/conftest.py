@@ -10,8 +10,29 @@ import pytest
 
 from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
+from conveyor.oci.local import registry
 from conveyor.spec import load_text
 from conveyor.store import open_store
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registry retries without their real backoff (the schedule is tested on its own)."""
+    monkeypatch.setattr("conveyor.oci.retry.FIRST_DELAY", 0.01)
+
+
+@pytest.fixture
+def dev(tmp_path: Path, quick_retries: None) -> Iterator[str]:
+    """A loopback registry for the lower stages (fast-feedback, extended-test)."""
+    with registry(tmp_path / "registry-dev") as host:
+        yield host
+
+
+@pytest.fixture
+def prod(tmp_path: Path, quick_retries: None) -> Iterator[str]:
+    """A second loopback registry, for production."""
+    with registry(tmp_path / "registry-prod") as host:
+        yield host
 
 
 @pytest.fixture

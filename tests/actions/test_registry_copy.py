@@ -19,27 +19,13 @@ from conveyor.store.tables import AuditRow, TaskRunRow
 from tests.conftest import apply_yaml
 from tests.registries import inspect_digest, make_image, registry
 
+# Retries in these tests need not wait out the real backoff.
+pytestmark = pytest.mark.usefixtures("quick_retries")
+
 DESTINATION = "${{ environment.settings.image }}:${{ release.version }}"
 USER = "promoter"
 PASSWORD = "pr0d-Sup3r-s3cret-pw"
 WRONG = "wr0ng-Guess-pw-xyz"
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("conveyor.oci.retry.FIRST_DELAY", 0.01)
-
-
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[str]:
-    with registry(tmp_path / "registry-dev") as host:
-        yield host
-
-
-@pytest.fixture
-def prod(tmp_path: Path) -> Iterator[str]:
-    with registry(tmp_path / "registry-prod") as host:
-        yield host
 
 
 @pytest.fixture

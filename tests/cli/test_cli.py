@@ -127,10 +127,11 @@ class Cli:
         assert result.exit_code == 0, (args, result.output, result.exception)
         return result.output
 
-    def error(self, *args: str) -> BaseException:
-        """What the command raised: `main()` turns a ConveyorError into its exit code."""
+    def error(self, *args: str) -> ConveyorError:
+        """What the command raised: `main()` turns a ConveyorError into its exit code, so
+        anything else would be a traceback and exit 1."""
         result = self.invoke(*args)
-        assert result.exception is not None, (args, result.output)
+        assert isinstance(result.exception, ConveyorError), (args, result.output, result.exception)
         return result.exception
 
 

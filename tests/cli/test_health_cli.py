@@ -6,38 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from conveyor.cli.errors import exit_code
-from conveyor.cli.main import app
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
-from tests.cli.test_cli import conveyor
+from tests.cli.test_cli import Cli, conveyor
 from tests.conftest import BASE
 
 MONDAY = "2026-01-05T09:00:00Z"
-
-
-class Cli:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runner = CliRunner()
-
-    def invoke(self, *args: str) -> Result:
-        return self.runner.invoke(
-            app,
-            ["--db", str(self.root / "conveyor.db"), *args],
-            env={"CONVEYOR_USER": "tester", "CONVEYOR_DATABASE_URL": None},
-        )
-
-    def __call__(self, *args: str) -> str:
-        result = self.invoke(*args)
-        assert result.exit_code == 0, (args, result.output, result.exception)
-        return result.output
-
-    def error(self, *args: str) -> ConveyorError:
-        result = self.invoke(*args)
-        assert isinstance(result.exception, ConveyorError), (args, result.output)
-        return result.exception
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 from conveyor.cli.main import app
 from tests.registries import inspect_digest, make_image, registry
 
+# Retries in these tests need not wait out the real backoff.
+pytestmark = pytest.mark.usefixtures("quick_retries")
+
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 VARIABLES = (
     "SOURCE_REGISTRY",
@@ -60,18 +63,6 @@ def conveyor(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
-
-
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[str]:
-    with registry(tmp_path / "registry-dev") as host:
-        yield host
-
-
-@pytest.fixture
-def prod(tmp_path: Path) -> Iterator[str]:
-    with registry(tmp_path / "registry-prod") as host:
-        yield host
 
 
 @pytest.fixture

@@ -29,15 +29,12 @@ from conveyor.oci.errors import (
 from conveyor.oci.reference import parse
 from tests.registries import blobs_on_disk, inspect_digest, inspect_raw, make_image, registry
 
+# Retries in these tests need not wait out the real backoff.
+pytestmark = pytest.mark.usefixtures("quick_retries")
+
 CREDS = ("alice", "s3cret-pass")
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the backoff schedule is tested elsewhere; here retries should not slow the suite
-    monkeypatch.setattr("conveyor.oci.retry.FIRST_DELAY", 0.01)
 
 
 @pytest.fixture

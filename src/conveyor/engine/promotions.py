@@ -207,7 +207,3 @@ def _run_fail_hooks(pc: PassContext, release: ReleaseRow, p: PromotionRow, plan:
 
 def is_ready(parents: list[PromotionRow]) -> bool:
     return all(q.state == P.SUCCEEDED for q in parents)
-
-
-def blocked_by(parents: list[PromotionRow]) -> PromotionRow | None:
-    return next((q for q in parents if q.state in (P.FAILED, P.REJECTED, P.TERMINATED)), None)

@@ -178,13 +178,7 @@ def trigger(
                     state_since=now,
                     cursor=0,
                     generation=0,
-                    policy={
-                        "body": merged.body.model_dump(
-                            mode="json", by_alias=True, exclude_none=True
-                        ),
-                        "sources": merged.sources,
-                        "applied": merged.applied,
-                    },
+                    policy=merged.snapshot(),
                 )
             )
     release.flow, release.flow_revision, release.flow_document = flow_name, revision, document

@@ -18,7 +18,7 @@ from conveyor.engine import releases, resources
 from conveyor.engine.transitions import move_promotion
 from conveyor.errors import Conflict, NotFound
 from conveyor.model.definitions import PolicyBody
-from conveyor.model.policy import Target, merge
+from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.model.release import newer
 from conveyor.model.states import PromotionState as P
 from conveyor.store import audit
@@ -79,6 +79,7 @@ def rollback(
     body = _revert_policy(merged.body, history, target) if revert else merged.body
     # Gates guard promotions going forward; a rollback is someone stopping the bleeding.
     body = body.model_copy(update={"gates": None})
+    sources = {k: "rollback" if revert else v for k, v in merged.sources.items()}
     count = sum(
         1
         for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == target.id))
@@ -92,12 +93,9 @@ def rollback(
         state_since=now,
         cursor=0,
         generation=0,
-        policy={
-            "body": body.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "sources": {k: "rollback" if revert else v for k, v in merged.sources.items()},
-            "applied": merged.applied,
-            "rollback": {"from": current.version, "revert": revert, "by": actor},
-        },
+        policy=MergedPolicy(body, sources, merged.applied).snapshot(
+            rollback={"from": current.version, "revert": revert, "by": actor}
+        ),
     )
     session.add(p)
     session.flush()

@@ -39,6 +39,7 @@ class TaskRunner:
         self._workers: list[threading.Thread] = []
         self._max = max_workers
         self._closed = False
+        self._spawned = threading.Event()
         threading.Thread(target=self._spawn, name="task-spawner", daemon=True).start()
 
     def _spawn(self) -> None:
@@ -49,6 +50,7 @@ class TaskRunner:
                 worker = threading.Thread(target=self._work, name=f"task-{i}", daemon=True)
                 worker.start()
                 self._workers.append(worker)
+        self._spawned.set()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -63,19 +65,9 @@ class TaskRunner:
             self._inflight[run_id] = job
         self._jobs.put(job)
 
-    @property
-    def workers(self) -> int:
-        """Worker threads started so far (they are started in the background)."""
-        with self._lock:
-            return len(self._workers)
-
-    @property
-    def max_workers(self) -> int:
-        return self._max
-
-    def is_running(self, run_id: int) -> bool:
-        with self._lock:
-            return run_id in self._inflight
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until every worker has started (a bench measures promotions, not start-up)."""
+        return self._spawned.wait(timeout)
 
     def cancel(self, run_id: int) -> None:
         with self._lock:

@@ -42,6 +42,11 @@ class MergedPolicy:
     def hooks(self) -> Hooks:
         return self.body.hooks or Hooks()
 
+    def snapshot(self, **extra: object) -> dict[str, object]:
+        """What a promotion keeps of its policy: the body as JSON and where it came from."""
+        body = self.body.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return {"body": body, "sources": self.sources, "applied": self.applied, **extra}
+
 
 def merge(
     policies: Mapping[str, PolicySpec],
