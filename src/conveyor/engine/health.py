@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from conveyor.engine import resources
 from conveyor.errors import DefinitionError, Problem
 from conveyor.health.timeline import EntityHealth, HealthState, Report, Weekends, evaluate
-from conveyor.model.definitions import ProductSpec
+from conveyor.model.definitions import EnvironmentSpec, ProductSpec
 from conveyor.model.release import canonical_version
 from conveyor.store.tables import HealthReportRow
 
@@ -81,7 +81,15 @@ def record(
         if len(value) > _LIMITS[field]:
             raise _problem(f"{field} is longer than {_LIMITS[field]} characters", field)
     _check_aware(time, "time")
-    resources.get_current(session, "Environment", environment)
+    env = resources.get_current(session, "Environment", environment).spec
+    assert isinstance(env, EnvironmentSpec)
+    if not env.allows_registration() and entity not in env.declared():
+        known = ", ".join(sorted(env.declared())) or "none"
+        raise _problem(
+            f"unknown entity '{entity}' in {environment} (declared: {known}): add it to the "
+            "environment's entities, or set health.allowRegistration: true",
+            "entity",
+        )
     version = _version(version)
     state_value = None if parsed is None else parsed.value
     same = select(HealthReportRow.id).where(
@@ -144,18 +152,34 @@ def show(
     entity: str | None = None,
 ) -> dict[str, EntityHealth]:
     """Health of each entity of `environment` over the soak of `product@version` until `now`,
-    judged against the product's rolloutCriteria (weekends, Saturday and Sunday UTC, not
-    counted). Raises NotFound for an unknown environment or product."""
+    judged against the product's rolloutCriteria (its weekend days, in its time zone, not
+    counted). Declared entities that never reported are there with no soak.
+    Raises NotFound for an unknown environment or product."""
     _check_aware(now, "at")
-    resources.get_current(session, "Environment", environment)
+    env = resources.get_current(session, "Environment", environment).spec
+    assert isinstance(env, EnvironmentSpec)
     spec = resources.get_current(session, "Product", product).spec
     assert isinstance(spec, ProductSpec)
     criteria = spec.rolloutCriteria
-    return evaluate(
+    result = evaluate(
         _reports(session, environment, now, entity),
         _version(version),
         now,
-        Weekends(),
+        weekends_of(spec),
         healthy_threshold=criteria.healthyThreshold,
         unhealthy_threshold=criteria.unhealthyThreshold,
     )
+    for name in env.declared():
+        if entity in (None, name) and name not in result:
+            result[name] = silent(name)
+    return result
+
+
+def weekends_of(product: ProductSpec) -> Weekends:
+    return Weekends(product.timeZone, product.rolloutCriteria.weekend_numbers())
+
+
+def silent(entity: str) -> EntityHealth:
+    """A declared entity with no report yet: in the pool, not soaking."""
+    zero = timedelta(0)
+    return EntityHealth(entity, zero, zero, zero, 0.0, 0.0, False, False, None)

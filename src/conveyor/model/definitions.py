@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -69,17 +70,43 @@ class ArtifactDef(Strict):
     repository: str = ""
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def _saturday_sunday() -> list[Weekday]:
+    return ["saturday", "sunday"]
+
+
 class RolloutCriteria(Strict):
-    """Seed 001: the share of time entities must be healthy / may be unhealthy."""
+    """Seed 001: the share of time entities must be healthy / may be unhealthy. Time on
+    `weekendDays` (in the product's time zone) counts in neither, nor in the soak."""
 
     healthyThreshold: float = Field(0.95, ge=0.0, le=1.0)
     unhealthyThreshold: float = Field(0.05, ge=0.0, le=1.0)
+    weekendDays: list[Weekday] = Field(default_factory=_saturday_sunday)
+
+    def weekend_numbers(self) -> frozenset[int]:
+        """Monday=0 .. Sunday=6, as `datetime.weekday()` counts."""
+        return frozenset(WEEKDAYS.index(d) for d in self.weekendDays)
 
 
 class ProductSpec(Strict):
     description: str = ""
     artifacts: list[ArtifactDef] = Field(default_factory=list)
     rolloutCriteria: RolloutCriteria = Field(default_factory=RolloutCriteria)
+    timeZone: str = "UTC"
+
+    @field_validator("timeZone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{value}': use an IANA name such as UTC or Europe/Paris"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _unique_artifacts(self) -> ProductSpec:
@@ -90,10 +117,77 @@ class ProductSpec(Strict):
 # --- Environment ---------------------------------------------------------------------
 
 
+HealthStateName = Literal[
+    "HEALTHY", "DEFERRING", "WARNING", "REPAIRING", "SUSPENDED", "TERMINAL", "ERROR"
+]
+EntityName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+MAX_PROBE_INTERVAL = timedelta(days=1)
+
+
+class EntityDef(Strict):
+    """One running instance of the product in the environment (a cluster, a service)."""
+
+    name: EntityName
+    description: str = ""
+
+
+class ProbeDef(Strict):
+    """Pull health over HTTP: GET `url` every `interval`; the answer becomes a report of
+    node `node` of `entity`. A failed connection or timeout is a not-live report."""
+
+    entity: EntityName
+    node: EntityName = "probe"
+    url: str = Field(pattern=r"^https?://")
+    interval: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=5)
+    # Status code -> state. Codes not listed: 2xx is HEALTHY, anything else ERROR.
+    statusStates: dict[int, HealthStateName] = Field(default_factory=dict)
+    # A dotted path into a JSON answer whose value names the state (mapped by fieldStates,
+    # else read as a state name); it wins over the status code when present.
+    field: str | None = None
+    fieldStates: dict[str, HealthStateName] = Field(default_factory=dict)
+    # A dotted path to the version the node runs; left out, the version deployed there.
+    versionField: str | None = None
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _limits(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return check_limit(value, MAX_PROBE_INTERVAL, "interval")
+
+
+class EnvironmentHealth(Strict):
+    # Left out: entities register on their first report unless `entities` lists them.
+    allowRegistration: bool | None = None
+    probes: list[ProbeDef] = Field(default_factory=list)
+
+
 class EnvironmentSpec(Strict):
     type: Literal["non-production", "production"] = "non-production"
     description: str = ""
     settings: dict[str, str] = Field(default_factory=dict)
+    entities: list[EntityDef] = Field(default_factory=list)
+    health: EnvironmentHealth = Field(default_factory=EnvironmentHealth)
+
+    @model_validator(mode="after")
+    def _unique_entities(self) -> EnvironmentSpec:
+        _unique([e.name for e in self.entities], "entity")
+        if not self.allows_registration():
+            for probe in self.health.probes:
+                if probe.entity not in self.declared():
+                    raise ValueError(
+                        f"probe entity '{probe.entity}' is not in entities: list it there, "
+                        "or set health.allowRegistration: true"
+                    )
+        return self
+
+    def declared(self) -> frozenset[str]:
+        return frozenset(e.name for e in self.entities)
+
+    def allows_registration(self) -> bool:
+        allowed = self.health.allowRegistration
+        return not self.entities if allowed is None else allowed
 
 
 # --- Workflows and policies ----------------------------------------------------------
