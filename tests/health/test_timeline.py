@@ -180,6 +180,23 @@ SPAN = 6 * 3600
 ZONES = ["UTC", "Europe/Berlin", "America/St_Johns"]
 
 
+def _classify(
+    by_node: dict[str, list[Report]], times: dict[str, list[datetime]], produces: bool, t: datetime
+) -> str:
+    current = []
+    for n, rs in by_node.items():
+        i = bisect_right(times[n], t)
+        current.append(rs[i - 1] if i else None)
+    all_live = all(r is not None and r.live for r in current)
+    if not produces:
+        return "healthy" if all_live else "neither"
+    if all_live and all(r is not None and r.state in (H, HealthState.DEFERRING) for r in current):
+        return "healthy"
+    if any(r is not None and r.live and r.state is E for r in current):
+        return "unhealthy"
+    return "neither"
+
+
 def brute(
     reports: list[Report], version: str, now: datetime, weekends: Weekends
 ) -> dict[str, EntityHealth]:
@@ -199,19 +216,9 @@ def brute(
         while t is not None and t < now:
             if t.astimezone(zone).weekday() not in weekends.days:
                 soak += 1
-                current = []
-                for n, rs in by_node.items():
-                    i = bisect_right(times[n], t)
-                    current.append(rs[i - 1] if i else None)
-                all_live = all(r is not None and r.live for r in current)
-                if not produces:
-                    healthy += all_live
-                elif all_live and all(
-                    r is not None and r.state in (H, HealthState.DEFERRING) for r in current
-                ):
-                    healthy += 1
-                elif any(r is not None and r.live and r.state is E for r in current):
-                    unhealthy += 1
+                moment = _classify(by_node, times, produces, t)
+                healthy += moment == "healthy"
+                unhealthy += moment == "unhealthy"
             t += timedelta(seconds=1)
         out[entity] = EntityHealth(
             entity,
@@ -223,6 +230,7 @@ def brute(
             soak > 0 and healthy * 100 >= 95 * soak,
             soak > 0 and unhealthy * 100 > 5 * soak,
             first,
+            _classify(by_node, times, produces, now),
         )
     return out
 
@@ -273,3 +281,22 @@ def test_matches_brute_force(
     assert evaluate(sort_reports(shuffled), "v2", now, weekends) == brute(
         reports, "v2", now, weekends
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.datetimes(
+        min_value=datetime(2026, 3, 1),  # noqa: DTZ001 (hypothesis bounds are naive)
+        max_value=datetime(2026, 11, 30),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    seconds=st.integers(min_value=0, max_value=20 * 86400),
+)
+def test_after_is_when_a_weekday_span_is_reached(start: datetime, seconds: int) -> None:
+    # Paris crosses both DST changes in this range: weekend days are 23h and 25h there.
+    weekends = Weekends("Europe/Paris")
+    span = timedelta(seconds=seconds)
+    t = weekends.after(start, span)
+    assert weekends.weekday_duration(start, t) == span
+    if span:
+        assert weekends.weekday_duration(start, t - timedelta(microseconds=1)) < span

@@ -71,6 +71,9 @@ class EntityHealth:
     satisfies_healthy: bool
     unhealthy_verdict: bool
     first_seen: datetime | None
+    # How the entity is at `now` (its latest moment): "healthy", "unhealthy" or "neither".
+    # With the ratios it tells when a verdict can next change without a new report.
+    current: str = "neither"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,25 @@ class Weekends:
                     total -= hi - lo
             day += _DAY
         return total
+
+    def after(self, start: datetime, span: timedelta) -> datetime:
+        """The earliest `t` with ``weekday_duration(start, t) >= span``."""
+        start = start.astimezone(UTC)
+        if span <= _ZERO:
+            return start
+        if len(self.days) == 7:
+            raise ValueError("every day is a weekend day: no time ever counts")
+        zone = ZoneInfo(self.tz)
+        day, left, cursor = start.astimezone(zone).date(), span, start
+        for _ in range(span.days * 7 // max(1, 7 - len(self.days)) + 16):
+            end = self._midnight(day + _DAY)
+            if day.weekday() not in self.days and end > cursor:
+                if cursor + left <= end:
+                    return cursor + left
+                left -= end - cursor
+            cursor = max(cursor, end)
+            day += _DAY
+        raise AssertionError("unreachable: the loop covers every day the span can need")
 
 
 @dataclass
@@ -149,6 +171,13 @@ class _Entity:
             elif self.live == len(self.nodes):
                 self.healthy += span
         self.cursor = until
+
+    def current(self) -> str:
+        if self.produces_health:
+            if self.live_good == len(self.nodes):
+                return "healthy"
+            return "unhealthy" if self.live_error > 0 else "neither"
+        return "healthy" if self.live == len(self.nodes) else "neither"
 
     def apply(self, report: Report) -> None:
         if report.state is not None and not self.produces_health:
@@ -238,5 +267,6 @@ def evaluate(
             satisfies_healthy=ok,
             unhealthy_verdict=bad,
             first_seen=ent.first_seen,
+            current=ent.current(),
         )
     return result
