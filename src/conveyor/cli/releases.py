@@ -1,4 +1,4 @@
-"""`conveyor release ...`: create, show, watch, list, label, retry, terminate."""
+"""`conveyor release ...`: create, show, watch, list, label, retry, terminate, recall."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from conveyor.cli.render import release_view
 from conveyor.errors import DefinitionError, Problem
 
 release_app = typer.Typer(
-    help="Create, show, watch, retry and terminate releases.", no_args_is_help=True
+    help="Create, show, watch, retry, terminate and recall releases.", no_args_is_help=True
 )
 
 
@@ -122,3 +122,17 @@ def release_terminate(ctx: typer.Context, ref: str) -> None:
     """Stop a release; running tasks are cancelled."""
     cv_of(ctx).terminate(ref)
     out.print(f"release {ref} terminated")
+
+
+@release_app.command("recall")
+def release_recall(
+    ctx: typer.Context,
+    ref: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why: kept in the release and audit.")],
+) -> None:
+    """Stop a release everywhere and roll back the environments running it to the release
+    they ran before (the engine runs the rollbacks)."""
+    if cv_of(ctx).recall(ref, reason):
+        out.print(f"release {ref} recalled: {reason}", markup=False)
+    else:
+        out.print(f"release {ref} was already recalled", markup=False)

@@ -10,8 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
-from conveyor.gates import GateContext
-from conveyor.model.definitions import EnvironmentSpec, FlowSpec, PolicyBody
+from conveyor.engine import health, resources
+from conveyor.errors import NotFound
+from conveyor.gates import GateContext, HealthRules
+from conveyor.health.timeline import EntityHealth
+from conveyor.model.definitions import EnvironmentSpec, FlowSpec, PolicyBody, ProductSpec
 from conveyor.model.release import ReleaseInfo, artifact_from_json
 from conveyor.model.states import PromotionState
 from conveyor.store.tables import PromotionRow, ReleaseRow
@@ -86,7 +89,21 @@ def gate_context(
     upstream: list[str],
     phase: Literal["entry", "verify"],
     now: datetime,
+    envs: Mapping[str, tuple[EnvironmentSpec, dict[str, str]]],
 ) -> GateContext:
+    try:
+        product = resources.get_current(session, "Product", release.product).spec
+    except NotFound:  # deleted since the release was made: the seed's default criteria
+        product = ProductSpec()
+    assert isinstance(product, ProductSpec)
+    criteria = product.rolloutCriteria
+
+    def entity_health(environment: str) -> dict[str, EntityHealth]:
+        try:
+            return health.show(session, environment, release.product, release.version, now)
+        except NotFound:  # an environment deleted since: it has no entities to offer
+            return {}
+
     return GateContext(
         now=now,
         release=release_info(release),
@@ -95,4 +112,9 @@ def gate_context(
         phase=phase,
         upstream=upstream,
         deployed_at=lambda env: deployed_at(session, release.id, env),
+        environments={name: labels for name, (_, labels) in envs.items()},
+        entity_health=entity_health,
+        health_rules=HealthRules(
+            health.weekends_of(product), criteria.healthyThreshold, criteria.unhealthyThreshold
+        ),
     )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 
 from conveyor.clock import utc
+from conveyor.engine import recall
 from conveyor.engine.context import gate_context, template_context
 from conveyor.engine.passctx import PassContext
 from conveyor.engine.rollback import is_rollback
-from conveyor.model.gate import Fail, GateResult, Wait
+from conveyor.model.gate import Fail, GateResult, Recall, Wait
 from conveyor.model.plan import Plan, Stage
 from conveyor.model.release import newer, parse_version
 from conveyor.model.states import PromotionState as P
@@ -106,9 +107,8 @@ def _newer_deployed(pc: PassContext, release: ReleaseRow, environment: str) -> s
 def _gates(
     pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage, upstream: list[str]
 ) -> bool:
-    ctx = gate_context(
-        pc.session, release, p, upstream, "entry" if stage.key == "entry" else "verify", pc.now
-    )
+    phase: Literal["entry", "verify"] = "entry" if stage.key == "entry" else "verify"
+    ctx = gate_context(pc.session, release, p, upstream, phase, pc.now, pc.environments)
     waits: list[Wait] = []
     for position, entry in enumerate(stage.gates):
         ((kind, raw),) = entry.items()
@@ -119,6 +119,11 @@ def _gates(
         else:
             result = gate.evaluate(gate.Settings.model_validate(raw or {}), ctx)
         _store_gate(pc, p, stage.key, position, kind, result)
+        if isinstance(result, Recall):
+            recall.recall(pc.session, release, f"{kind}: {result.reason}", pc.actor, pc.now)
+            pc.cancel_tasks(release.id, None)
+            pc.moved = True
+            return False
         if isinstance(result, Fail):
             fail(pc, release, p, f"{kind}: {result.reason}", pc.plan(p))
             return False

@@ -115,11 +115,14 @@ class Engine:
             stopped = pc.session.scalars(
                 select(TaskRunRow)
                 .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
-                .where(TaskRunRow.status == T.RUNNING, ReleaseRow.status == R.TERMINATED)
+                .where(
+                    TaskRunRow.status == T.RUNNING,
+                    ReleaseRow.status.in_([R.TERMINATED, R.RECALLED]),
+                )
             )
             for row in stopped:
                 self.runner.cancel(row.id)
-                row.status, row.finished_at, row.error = T.CANCELLED, pc.now, "release terminated"
+                row.status, row.finished_at, row.error = T.CANCELLED, pc.now, "release stopped"
                 pc.moved = True
         if self._resumed:
             return

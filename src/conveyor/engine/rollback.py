@@ -53,7 +53,7 @@ def deployed(
 def rollback(
     session: Session, environment: str, to: str, revert: bool, actor: str, now: datetime
 ) -> PromotionRow:
-    env = resources.get_current(session, "Environment", environment)
+    resources.get_current(session, "Environment", environment)  # NotFound before anything
     product, version = _target(session, environment, to)
     target = releases.find(session, f"{product}@{version}")
     history = deployed(session, environment, product)
@@ -73,8 +73,27 @@ def rollback(
     ).first()
     if busy is not None:
         raise Conflict(f"{environment} is deploying now: wait for it, or terminate that release")
+    return start(session, environment, target, current, history, revert, actor, now)
+
+
+def start(
+    session: Session,
+    environment: str,
+    target: ReleaseRow,
+    current: ReleaseRow,
+    history: list[tuple[PromotionRow, ReleaseRow]],
+    revert: bool,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+) -> PromotionRow:
+    """Create the rollback promotion of `target` to `environment`, where `current` runs
+    (`history`: what was deployed there, newest first, for `revert`), and set it waiting;
+    the engine runs it."""
+    env = resources.get_current(session, "Environment", environment)
     merged = merge(
-        resources.policies(session), Target(product, environment, env.spec.type, env.labels)
+        resources.policies(session),
+        Target(target.product, environment, env.spec.type, env.labels),
     )
     body = _revert_policy(merged.body, history, target) if revert else merged.body
     # Gates guard promotions going forward; a rollback is someone stopping the bleeding.
@@ -99,16 +118,21 @@ def rollback(
     )
     session.add(p)
     session.flush()
+    after: dict[str, Any] = {"to": target.version, "revert": revert}
+    if reason:
+        after["reason"] = reason
     audit.append(
         session,
         now,
         actor,
         "rollback",
-        f"{product}@{version}/{environment}",
+        f"{target.product}@{target.version}/{environment}",
         {"deployed": current.version},
-        {"to": version, "revert": revert},
+        after,
     )
-    move_promotion(session, now, actor, target, p, P.WAITING, f"rollback from {current.version}")
+    move_promotion(
+        session, now, actor, target, p, P.WAITING, reason or f"rollback from {current.version}"
+    )
     return p
 
 

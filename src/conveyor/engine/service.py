@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.engine import health as health_reports
-from conveyor.engine import releases, resources, rollback, wakeup
+from conveyor.engine import recall, releases, resources, rollback, wakeup
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
+from conveyor.errors import DefinitionError, Problem
 from conveyor.health.timeline import EntityHealth, HealthState
 from conveyor.model.definitions import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
@@ -117,6 +118,15 @@ class Conveyor:
     def terminate(self, ref: str) -> None:
         with self._write() as s:
             releases.terminate(s, releases.find(s, ref), self.actor, self.clock.now())
+
+    def recall(self, ref: str, reason: str) -> bool:
+        """Recall a release everywhere; False when it was recalled already."""
+        if not reason.strip():
+            raise DefinitionError(
+                Problem("a recall needs a reason: say why", "command line", None, "--reason")
+            )
+        with self._write() as s:
+            return recall.recall(s, releases.find(s, ref), reason, self.actor, self.clock.now())
 
     def rollback(self, environment: str, to: str, revert: bool = False) -> PromotionRow:
         with self._write() as s:

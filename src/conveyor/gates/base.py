@@ -9,8 +9,22 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from conveyor.health.timeline import EntityHealth, Weekends
 from conveyor.model.gate import GateResult
 from conveyor.model.release import ReleaseInfo
+
+
+def _no_health(_env: str) -> dict[str, EntityHealth]:
+    return {}
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    """The product's rollout criteria (seed 001), as the health gates apply them."""
+
+    weekends: Weekends = field(default_factory=Weekends)
+    healthy_threshold: float = 0.95
+    unhealthy_threshold: float = 0.05
 
 
 class GateSettings(BaseModel):
@@ -29,6 +43,12 @@ class GateContext:
     upstream: list[str] = field(default_factory=list)  # environments of the parent nodes
     # When this release finished deploying to an environment (None: not there).
     deployed_at: Callable[[str], datetime | None] = lambda _env: None
+    # Every environment's labels, for gates that choose environments by label.
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each entity's health over this release's soak in an environment (declared entities
+    # that never reported included, with no soak).
+    entity_health: Callable[[str], dict[str, EntityHealth]] = _no_health
+    health_rules: HealthRules = field(default_factory=HealthRules)
 
 
 class Gate(Protocol):

@@ -1,4 +1,4 @@
-"""What a gate answers: Pass, Wait(until, reason) or Fail(reason)."""
+"""What a gate answers: Pass, Wait(until, reason), Fail(reason) or Recall(reason)."""
 
 from __future__ import annotations
 
@@ -27,4 +27,12 @@ class Fail:
     kind: str = "fail"
 
 
-GateResult = Pass | Wait | Fail
+@dataclass(frozen=True)
+class Recall:
+    """The release is bad: stop it everywhere and roll back where it runs (seed 001)."""
+
+    reason: str
+    kind: str = "recall"
+
+
+GateResult = Pass | Wait | Fail | Recall
