@@ -96,12 +96,12 @@ class Condition(GateSettings):
         return check_limit(value, MAX_SOAK, "soak")
 
     def needed(self, pool: int) -> int:
-        """How many entities the condition asks for; a share of a non-empty pool is at
-        least one entity (0% of 3 still needs evidence from someone)."""
+        """How many entities the condition asks for. A share rounds up and is at least one
+        entity: 1% of 3 still needs someone's evidence, and an empty pool gives none."""
         if isinstance(self.entities, int):
             return self.entities
         share = float(self.entities[:-1])
-        return max(1 if share > 0 and pool else 0, math.ceil(share * pool / 100 - 1e-9))
+        return max(1 if share > 0 else 0, math.ceil(share * pool / 100 - 1e-9))
 
     def text(self) -> str:
         return f"{self.entities} entities for {format_duration(self.soak)}"
