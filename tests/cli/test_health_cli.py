@@ -115,3 +115,47 @@ def test_liveness_only_report(cli: Cli) -> None:
     )  # fmt: skip
     shown = cli("health", "show", "prod", "--release", "shop@1.0.0", "--at", "2026-01-05T10:00Z")
     assert "cluster-a: healthy" in shown and "healthy 1h (100.0%" in shown
+
+
+WEEKEND_DEFS = """
+apiVersion: conveyor.dev/v1
+kind: Product
+metadata: {name: shop}
+spec:
+  timeZone: Asia/Tokyo
+  rolloutCriteria: {weekendDays: [friday]}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: prod}
+spec:
+  entities: [{name: cluster-a}, {name: cluster-b}]
+"""
+
+
+def test_weekend_days_in_the_products_time_zone(tmp_path: Path) -> None:
+    defs = tmp_path / "defs.yaml"
+    defs.write_text(WEEKEND_DEFS)
+    cli = Cli(tmp_path)
+    cli("apply", "-f", str(defs))
+    # Thursday 12:00 UTC is 21:00 in Tokyo; Friday there runs Thu 15:00 to Fri 15:00 UTC.
+    report(cli, "n1", "HEALTHY", "2026-01-08T12:00:00Z")
+    report(cli, "n1", "ERROR", "2026-01-09T14:00:00Z")
+    out = cli(
+        "health", "show", "prod", "--release", "shop@1.0.0", "-o", "json",
+        "--at", "2026-01-09T17:00:00Z",
+    )  # fmt: skip
+    by_entity = {e["entity"]: e for e in json.loads(out)}
+    # Counted: Thu 12:00-15:00 healthy (3h), Fri 15:00-17:00 unhealthy (2h); the Tokyo
+    # Friday between is left out of the durations and of the soak alike.
+    a = by_entity["cluster-a"]
+    assert (a["soakSeconds"], a["healthySeconds"], a["unhealthySeconds"]) == (
+        5 * 3600,
+        3 * 3600,
+        2 * 3600,
+    )
+    # A declared entity that never reported is listed, with no soak yet.
+    b = by_entity["cluster-b"]
+    assert (b["soakSeconds"], b["firstSeen"], b["verdict"]) == (0, None, "pending")
+    exc = cli.error("health", "report", "prod", "cluster-c", "--node", "n1", "--version", "1.0.0")
+    assert isinstance(exc, DefinitionError) and "unknown entity 'cluster-c'" in str(exc)
