@@ -233,3 +233,21 @@ def test_an_undeclared_entity_is_refused_unless_registration_is_allowed(cv: Conv
         cv.report_health("qa", "qa-north", "pod-1", True, "HEALTHY", "1.0.0")
     # dev declares no entities: they register on their first report.
     assert cv.report_health("dev", "dev-1", "pod-1", True, "HEALTHY", "1.0.0") is True
+
+
+def test_a_recall_is_not_delayed_by_a_longer_gate_beside_it(
+    cv: Conveyor, clock: ManualClock
+) -> None:
+    slow = DEFS.replace(
+        "        gates:\n          - canary:",
+        "        gates:\n          - timed: {duration: 3h}\n          - canary:",
+    )
+    assert slow != DEFS
+    apply_yaml(cv, slow)
+    start(cv, "1.0.0")
+    reported = clock.now()
+    cv.report_health("qa", "qa-west", "pod-1", True, "ERROR", "1.0.0")
+    cv.run_until_idle()
+    view = cv.show("shop@1.0.0")
+    assert view.status == "recalled"
+    assert view.finished_at == reported + 30 * timedelta(minutes=1)

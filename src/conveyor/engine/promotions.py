@@ -137,7 +137,9 @@ def _gates(
     if (p.wait_reason, p.wait_until and utc(p.wait_until)) != (reason, until):
         p.wait_reason, p.wait_until = reason, until
         pc.moved = True
-    pc.wake_at(until)
+    # Passing needs the latest `until`, but a gate may recall or fail sooner: look at the
+    # earliest too.
+    pc.wake_at(min(timed) if timed else None)
     return False
 
 
