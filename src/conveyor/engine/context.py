@@ -90,6 +90,7 @@ def gate_context(
     phase: Literal["entry", "verify"],
     now: datetime,
     envs: Mapping[str, tuple[EnvironmentSpec, dict[str, str]]],
+    cache: dict[tuple[str, str, str], dict[str, EntityHealth]] | None = None,
 ) -> GateContext:
     try:
         product = resources.get_current(session, "Product", release.product).spec
@@ -98,11 +99,18 @@ def gate_context(
     assert isinstance(product, ProductSpec)
     criteria = product.rolloutCriteria
 
+    known = {} if cache is None else cache
+
     def entity_health(environment: str) -> dict[str, EntityHealth]:
-        try:
-            return health.show(session, environment, release.product, release.version, now)
-        except NotFound:  # an environment deleted since: it has no entities to offer
-            return {}
+        key = (environment, release.product, release.version)
+        if key not in known:
+            try:
+                known[key] = health.show(
+                    session, environment, release.product, release.version, now
+                )
+            except NotFound:  # an environment deleted since: it has no entities to offer
+                known[key] = {}
+        return known[key]
 
     return GateContext(
         now=now,

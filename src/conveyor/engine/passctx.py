@@ -17,6 +17,7 @@ from conveyor.engine.context import policy_body
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
 from conveyor.engine.transitions import move_promotion
+from conveyor.health.timeline import EntityHealth
 from conveyor.model.definitions import EnvironmentSpec, TaskDef
 from conveyor.model.plan import Plan, build_plan
 from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus
@@ -43,6 +44,8 @@ class PassContext:
     _plans: dict[int, Plan] = field(default_factory=dict)
     _holders: dict[str, list[tuple[PromotionRow, ReleaseRow]]] | None = None
     _environments: dict[str, tuple[EnvironmentSpec, dict[str, str]]] | None = None
+    # Entity health per (environment, product, version): a pass judges it once.
+    health: dict[tuple[str, str, str], dict[str, EntityHealth]] = field(default_factory=dict)
 
     @property
     def environments(self) -> dict[str, tuple[EnvironmentSpec, dict[str, str]]]:

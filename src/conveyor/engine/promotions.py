@@ -108,7 +108,7 @@ def _gates(
     pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage, upstream: list[str]
 ) -> bool:
     phase: Literal["entry", "verify"] = "entry" if stage.key == "entry" else "verify"
-    ctx = gate_context(pc.session, release, p, upstream, phase, pc.now, pc.environments)
+    ctx = gate_context(pc.session, release, p, upstream, phase, pc.now, pc.environments, pc.health)
     waits: list[Wait] = []
     for position, entry in enumerate(stage.gates):
         ((kind, raw),) = entry.items()
