@@ -21,6 +21,7 @@ from conveyor.clock import Clock
 from conveyor.engine import wakeup
 from conveyor.engine.context import flow_spec, template_context
 from conveyor.engine.passctx import PassContext
+from conveyor.engine.probes import Prober, ProbeStatus
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.rollback import is_rollback, recall_newer
@@ -63,6 +64,7 @@ class Engine:
         self.runner = TaskRunner(max_workers)
         self.owner = f"engine-{uuid.uuid4().hex[:12]}"
         self.wake = self.runner.wake
+        self.prober = Prober(clock, self.wake)
         self._stop = threading.Event()
         self._resumed = False
 
@@ -81,6 +83,7 @@ class Engine:
                 self.data_dir,
             )
             self._collect(pc)
+            self.prober.record(session, pc.now)
             releases = session.scalars(
                 select(ReleaseRow).where(_open_releases()).order_by(ReleaseRow.id)
             ).all()
@@ -269,9 +272,10 @@ class Engine:
         try:
             while not self._stop.is_set():
                 outcome = self.run_pass()
+                probe_at = self.prober.start_due(self.store, self.clock.now())
                 if outcome.moved:
                     continue
-                until = outcome.next_at
+                until = min((t for t in (outcome.next_at, probe_at) if t), default=None)
                 if listener is None:
                     cap = self.clock.now() + resync
                     until = cap if until is None else min(until, cap)
@@ -279,6 +283,11 @@ class Engine:
         finally:
             if listener is not None:
                 listener.close()
+
+    def probe_due(self, wait: float = 30.0) -> list[ProbeStatus]:
+        """Run the health probes due now and store their answers (waiting `wait` seconds at
+        most); each probe's status. `serve` probes by itself, `run_until_idle` never does."""
+        return self.prober.probe_due(self.store, wait)
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,357 @@
+"""Health probes declared on an environment, against HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from conveyor.clock import ManualClock
+from conveyor.engine.probes import Prober
+from conveyor.engine.service import Conveyor
+from conveyor.model.definitions import EnvironmentSpec
+from conveyor.store.tables import HealthReportRow
+from tests.conftest import BASE, DIGEST, apply_yaml
+
+FLOW = """
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {name: main}
+spec: {version: "1.00", product: shop, triggerEnvironment: dev}
+"""
+S = timedelta(seconds=1)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        code, body = self.server.routes.get(path, (404, b"no such path"))
+        # Counted before answering: a test reads the counts as soon as the answer is stored.
+        with self.server.lock:
+            self.server.auth.append(self.headers.get("Authorization", ""))
+            self.server.hits[path] += 1
+            if sum(self.server.hits.values()) >= self.server.target:
+                self.server.reached.set()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.routes: dict[str, tuple[int, bytes]] = {}
+        self.hits: Counter[str] = Counter()
+        self.auth: list[str] = []
+        self.lock = threading.Lock()
+        self.target = 1_000_000
+        self.reached = threading.Event()
+
+    def route(self, path: str, code: int, body: bytes | dict[str, Any] = b"") -> str:
+        self.routes[path] = (code, json.dumps(body).encode() if isinstance(body, dict) else body)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    srv = Server()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def probe(entity: str, url: str, **settings: Any) -> dict[str, Any]:
+    return {"entity": entity, "url": url, **settings}
+
+
+def environment(*probes: dict[str, Any]) -> str:
+    spec = {"type": "non-production", "health": {"probes": list(probes)}}
+    doc = {"apiVersion": "conveyor.dev/v1", "kind": "Environment", "spec": spec}
+    return json.dumps({**doc, "metadata": {"name": "dev", "labels": {"tier": "dev"}}})
+
+
+def setup(cv: Conveyor, *probes: dict[str, Any]) -> None:
+    apply_yaml(cv, BASE + FLOW)
+    apply_yaml(cv, environment(*probes))
+
+
+def deploy(cv: Conveyor, version: str) -> None:
+    """A release through a flow of one environment and no workflow: it succeeds in dev."""
+    cv.create_release("shop", version, {"web": f"registry.local/web@{DIGEST}"})
+    cv.trigger("main", f"shop@{version}")
+    cv.run_until_idle()
+    assert cv.show(f"shop@{version}").status == "succeeded"
+
+
+def reports(cv: Conveyor) -> list[tuple[str, datetime, bool, str | None, str]]:
+    with cv.store.session() as s:
+        rows = s.scalars(select(HealthReportRow).order_by(HealthReportRow.id))
+        return [(r.entity, r.time, r.live, r.state, r.version) for r in rows]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_status_codes_map_to_states(cv: Conveyor, clock: ManualClock, server: Server) -> None:
+    setup(
+        cv,
+        probe("a", server.route("/ok", 200, b"fine")),
+        probe("b", server.route("/busy", 503), statusStates={"503": "REPAIRING"}),
+        probe("c", server.route("/broken", 500, b"oops")),
+    )
+    deploy(cv, "1.0.0")
+    t0 = clock.now()
+    cv.engine.probe_due()
+
+    assert sorted(reports(cv)) == [
+        ("a", t0, True, "HEALTHY", "1.0.0"),
+        ("b", t0, True, "REPAIRING", "1.0.0"),
+        ("c", t0, True, "ERROR", "1.0.0"),
+    ]
+    clock.advance(timedelta(hours=1))
+    health = cv.health("dev", "shop", "1.0.0")
+    assert (health["a"].current, health["a"].healthy) == ("healthy", timedelta(hours=1))
+    assert (health["b"].current, health["b"].healthy, health["b"].unhealthy) == (
+        "neither",
+        timedelta(0),
+        timedelta(0),
+    )
+    assert (health["c"].current, health["c"].unhealthy) == ("unhealthy", timedelta(hours=1))
+
+
+def test_json_field_maps_the_state_and_names_the_version(
+    cv: Conveyor, clock: ManualClock, server: Server
+) -> None:
+    answer = {"status": {"phase": "Degraded"}, "build": {"version": "v2.1.0"}}
+    listed = {"checks": [{"state": "repairing"}], "version": "2.1.0"}
+    setup(
+        cv,
+        probe(
+            "mapped",
+            server.route("/a", 200, answer),
+            field="status.phase",
+            fieldStates={"Degraded": "WARNING"},
+            versionField="build.version",
+        ),
+        probe(
+            "named",
+            server.route("/b", 200, listed),
+            field="checks[0].state",
+            versionField="version",
+        ),
+        # The field is missing: the status code decides (503 mapped); the version is there.
+        probe(
+            "by-code",
+            server.route("/c", 503, {"version": "2.1.0"}),
+            field="status.phase",
+            statusStates={"503": "SUSPENDED"},
+            versionField="version",
+        ),
+        probe(
+            "unknown",
+            server.route("/d", 200, {"phase": "wobbly", "version": "2.1.0"}),
+            field="phase",
+            versionField="version",
+        ),
+        # No version in the answer and nothing deployed in dev: no report.
+        probe("unversioned", server.route("/e", 200, {"phase": "HEALTHY"}), field="phase"),
+    )
+    t0 = clock.now()
+    statuses = {s.entity: s for s in cv.engine.probe_due()}
+
+    assert sorted(reports(cv)) == [
+        ("by-code", t0, True, "SUSPENDED", "2.1.0"),
+        ("mapped", t0, True, "WARNING", "2.1.0"),  # v2.1.0 is written as releases are
+        ("named", t0, True, "REPAIRING", "2.1.0"),
+        # An unmapped value counts neither way: not healthy, and no recall from a typo.
+        ("unknown", t0, True, "WARNING", "2.1.0"),
+    ]
+    assert server.hits["/e"] == 1
+    assert "report skipped: no release has succeeded in dev" in statuses["unversioned"].message
+    assert "not a known state" in statuses["unknown"].message
+    assert (statuses["mapped"].last_run, statuses["mapped"].next_due) == (t0, t0 + 30 * S)
+    assert set(cv.health("dev", "shop", "2.1.0")) == {"by-code", "mapped", "named", "unknown"}
+
+
+def test_no_connection_is_not_live_and_credentials_stay_out(
+    cv: Conveyor, clock: ManualClock, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = closed_port()
+    setup(
+        cv,
+        probe("gone", f"http://probe-user:hunter2pass@127.0.0.1:{port}/health?token=s3cr3tt0ken"),
+        probe("up", server.route("/ok", 200).replace("://", "://u:pa55word@") + "?key=k3yvalue"),
+    )
+    deploy(cv, "1.0.0")
+    t0 = clock.now()
+    with caplog.at_level(logging.DEBUG):
+        statuses = cv.engine.probe_due()
+
+    assert sorted(reports(cv)) == [
+        ("gone", t0, False, None, "1.0.0"),
+        ("up", t0, True, "HEALTHY", "1.0.0"),
+    ]
+    gone, up = statuses
+    assert gone.url == f"http://127.0.0.1:{port}/health?***"
+    assert "ConnectError" in gone.message and "not live" in gone.message
+    assert server.hits["/ok"] == 1 and up.message.startswith(f"GET {server.url('/ok')}?*** -> 200")
+    assert server.auth == ["Basic " + base64.b64encode(b"u:pa55word").decode()]
+    ours = [s.url + s.message for s in statuses]
+    ours += [r.getMessage() for r in caplog.records if r.name.startswith("conveyor")]
+    logged = [r.getMessage() for r in caplog.records]
+    for secret in ("hunter2pass", "s3cr3tt0ken", "pa55word", "k3yvalue", "probe-user"):
+        assert not [t for t in ours if secret in t], secret
+    # httpx logs the URLs it requests (the CLI keeps it at WARNING); user info is not in them.
+    assert any(f"127.0.0.1:{server.server_address[1]}/ok" in t for t in logged)
+    for secret in ("hunter2pass", "pa55word", "probe-user"):
+        assert not [t for t in logged if secret in t], secret
+
+
+def test_a_probe_waits_for_its_interval(cv: Conveyor, clock: ManualClock, server: Server) -> None:
+    setup(
+        cv, probe("a", server.route("/ok", 200, {"v": "1.0.0"}), versionField="v", interval="30s")
+    )
+    t0 = clock.now()
+    cv.engine.probe_due()
+    cv.engine.probe_due()
+    assert server.hits["/ok"] == 1
+    clock.advance(29 * S)
+    cv.engine.probe_due()
+    assert server.hits["/ok"] == 1
+    clock.advance(S)
+    (status,) = cv.engine.probe_due()
+    assert server.hits["/ok"] == 2
+    assert [r[1] for r in reports(cv)] == [t0, t0 + 30 * S]
+    assert status.next_due == t0 + 60 * S and not status.running
+
+
+def test_the_version_is_the_release_deployed_there(
+    cv: Conveyor, clock: ManualClock, server: Server
+) -> None:
+    setup(cv, probe("a", server.route("/ok", 200)))
+    (status,) = cv.engine.probe_due()
+    assert "report skipped" in status.message and reports(cv) == []
+
+    clock.advance(30 * S)
+    deploy(cv, "1.0.0")
+    cv.engine.probe_due()
+    clock.advance(30 * S)
+    deploy(cv, "1.1.0")
+    t1 = clock.now()
+    (status,) = cv.engine.probe_due()
+
+    assert [(r[0], r[4]) for r in reports(cv)] == [("a", "1.0.0"), ("a", "1.1.0")]
+    assert status.message.endswith("reported as version 1.1.0")
+    clock.advance(timedelta(minutes=10))
+    a = cv.health("dev", "shop", "1.1.0")["a"]
+    assert (a.first_seen, a.soak, a.current) == (t1, timedelta(minutes=10), "healthy")
+
+
+def test_an_applied_change_takes_effect(cv: Conveyor, clock: ManualClock, server: Server) -> None:
+    url = server.route("/ok", 200, {"v": "1.0.0"})
+    setup(cv, probe("a", url, versionField="v"))
+    cv.engine.probe_due()
+    apply_yaml(cv, environment(probe("a", url, versionField="v", statusStates={"200": "WARNING"})))
+    clock.advance(30 * S)
+    cv.engine.probe_due()
+    assert [r[3] for r in reports(cv)] == ["HEALTHY", "WARNING"]
+
+    apply_yaml(cv, environment())
+    clock.advance(30 * S)
+    assert cv.engine.probe_due() == []
+    assert server.hits["/ok"] == 2
+
+
+def test_run_until_idle_never_probes_and_serve_does(
+    cv: Conveyor, clock: ManualClock, server: Server
+) -> None:
+    setup(cv, probe("a", server.route("/ok", 200, {"v": "1.0.0"}), versionField="v"))
+    outcome = cv.run_until_idle()
+    assert outcome.next_at is None and server.hits["/ok"] == 0
+
+    t0 = clock.now()
+    server.target = 3
+    thread = threading.Thread(target=cv.engine.serve, kwargs={"resync": timedelta(hours=1)})
+    thread.start()
+    try:
+        assert server.reached.wait(15), "serve runs the probe again at each interval"
+    finally:
+        cv.engine.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    # The manual clock jumps to each due time; the first answers are stored by later passes.
+    assert [r[1] for r in reports(cv)][:2] == [t0, t0 + 30 * S]
+
+
+def test_a_refused_probe_is_logged_once_and_skipped(
+    cv: Conveyor, clock: ManualClock, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup(
+        cv,
+        probe("ok", server.route("/ok", 200, {"v": "1.0.0"}), versionField="v"),
+        probe("long", server.route("/long", 200, {"v": "9" * 150}), versionField="v"),
+    )
+    with caplog.at_level(logging.WARNING, "conveyor.engine.probes"):
+        cv.engine.probe_due()
+        clock.advance(30 * S)
+        statuses = {s.entity: s for s in cv.engine.probe_due()}
+    assert server.hits["/long"] == 2 and [r[0] for r in reports(cv)] == ["ok", "ok"]
+    assert "report refused" in statuses["long"].message
+    assert [r.getMessage() for r in caplog.records if "long" in r.getMessage()] == [
+        f"probe dev/long: {statuses['long'].message}"
+    ]
+
+
+def test_an_unregistered_entity_is_skipped(
+    clock: ManualClock, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = EnvironmentSpec.model_validate(
+        {
+            "entities": [{"name": "known"}],
+            "health": {
+                "allowRegistration": True,
+                "probes": [probe("stranger", server.route("/ok", 200))],
+            },
+        }
+    )
+    # Stored before the rule was tightened: the definition no longer admits the probe.
+    spec.health.allowRegistration = False
+    prober = Prober(clock, threading.Event())
+    with caplog.at_level(logging.WARNING, "conveyor.engine.probes"):
+        assert prober.due({"dev": spec}, clock.now()) == []
+        assert prober.due({"dev": spec}, clock.now()) == []
+    (status,) = prober.statuses()
+    assert "entity 'stranger' is not registered" in status.message
+    assert len(caplog.records) == 1 and server.hits["/ok"] == 0
