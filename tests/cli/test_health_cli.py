@@ -11,6 +11,7 @@ from conveyor.cli.errors import exit_code
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
 from tests.cli.test_cli import Cli, conveyor
 from tests.conftest import BASE
+from tests.httpserver import Server
 
 MONDAY = "2026-01-05T09:00:00Z"
 
@@ -159,3 +160,23 @@ def test_weekend_days_in_the_products_time_zone(tmp_path: Path) -> None:
     assert (b["soakSeconds"], b["firstSeen"], b["verdict"]) == (0, None, "pending")
     exc = cli.error("health", "report", "prod", "cluster-c", "--node", "n1", "--version", "1.0.0")
     assert isinstance(exc, DefinitionError) and "unknown entity 'cluster-c'" in str(exc)
+
+
+def test_probe_once_from_the_command_line(tmp_path: Path, server: Server) -> None:
+    url = server.route("/healthz", 200, {"state": "deferring", "version": "v2.0.0"})
+    defs = tmp_path / "defs.yaml"
+    defs.write_text(
+        WEEKEND_DEFS
+        + f"""  health:
+    probes:
+      - {{entity: cluster-a, url: "{url}", field: state, versionField: version}}
+"""
+    )
+    cli = Cli(tmp_path)
+    assert "no probes are defined" in cli("health", "probe")
+    cli("apply", "-f", str(defs))
+    said = cli("health", "probe")
+    assert said.startswith(f"prod/cluster-a/probe {url}: ")
+    assert "reported as version v2.0.0" in said  # stored as 2.0.0, as releases
+    shown = json.loads(cli("health", "show", "prod", "--release", "shop@2.0.0", "-o", "json"))
+    assert [e["entity"] for e in shown if e["firstSeen"]] == ["cluster-a"]

@@ -7,10 +7,7 @@ import json
 import logging
 import socket
 import threading
-from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +19,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.model.definitions import EnvironmentSpec
 from conveyor.store.tables import HealthReportRow
 from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.httpserver import Server
 
 FLOW = """
 ---
@@ -31,61 +29,6 @@ metadata: {name: main}
 spec: {version: "1.00", product: shop, triggerEnvironment: dev}
 """
 S = timedelta(seconds=1)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        code, body = self.server.routes.get(path, (404, b"no such path"))
-        # Counted before answering: a test reads the counts as soon as the answer is stored.
-        with self.server.lock:
-            self.server.auth.append(self.headers.get("Authorization", ""))
-            self.server.hits[path] += 1
-            if sum(self.server.hits.values()) >= self.server.target:
-                self.server.reached.set()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.routes: dict[str, tuple[int, bytes]] = {}
-        self.hits: Counter[str] = Counter()
-        self.auth: list[str] = []
-        self.lock = threading.Lock()
-        self.target = 1_000_000
-        self.reached = threading.Event()
-
-    def route(self, path: str, code: int, body: bytes | dict[str, Any] = b"") -> str:
-        self.routes[path] = (code, json.dumps(body).encode() if isinstance(body, dict) else body)
-        return self.url(path)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
 
 
 def probe(entity: str, url: str, **settings: Any) -> dict[str, Any]:
@@ -216,7 +159,8 @@ def test_no_connection_is_not_live_and_credentials_stay_out(
     )
     deploy(cv, "1.0.0")
     t0 = clock.now()
-    with caplog.at_level(logging.DEBUG):
+    # The CLI sets httpx's own logger to WARNING: a CLI test run earlier would hide its lines.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         statuses = cv.engine.probe_due()
 
     assert sorted(reports(cv)) == [

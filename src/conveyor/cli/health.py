@@ -137,3 +137,18 @@ def show(
         out.print(f"no health reports in {environment} yet", markup=False)
     for h in ordered:
         out.print(as_text(h, healthy, unhealthy), markup=False, highlight=False)
+
+
+@health_app.command("probe")
+def probe(ctx: typer.Context) -> None:
+    """Run every environment's health probes once now and store what they answer (the
+    engine, `conveyor engine`, runs them on their intervals)."""
+    statuses = cv_of(ctx).engine.probe_due()
+    if not statuses:
+        out.print("no probes are defined (spec.health.probes of an Environment)", markup=False)
+    for s in statuses:
+        out.print(
+            f"{s.environment}/{s.entity}/{s.node} {s.url}: {s.message}",
+            markup=False,
+            highlight=False,
+        )
