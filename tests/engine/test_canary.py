@@ -251,3 +251,22 @@ def test_a_recall_is_not_delayed_by_a_longer_gate_beside_it(
     view = cv.show("shop@1.0.0")
     assert view.status == "recalled"
     assert view.finished_at == reported + 30 * timedelta(minutes=1)
+
+
+def test_a_passing_canary_still_recalls_on_time_while_another_gate_waits(
+    cv: Conveyor, clock: ManualClock
+) -> None:
+    slow = DEFS.replace(
+        "        gates:\n          - canary:",
+        "        gates:\n          - timed: {duration: 3h}\n          - canary:",
+    ).replace("promoteWhenHealthy: {entities: 1, soak: 2h}", "promoteWhenHealthy: {entities: 1}")
+    apply_yaml(cv, slow)
+    # Reported before the release starts, so they are there before the 3h soak can pass.
+    reported = clock.now()
+    cv.report_health("qa", "qa-east", "pod-1", True, "HEALTHY", "1.0.0")
+    cv.report_health("qa", "qa-west", "pod-1", True, "ERROR", "1.0.0")
+    start(cv, "1.0.0")
+    # qa-east promotes at once, so the canary passes; qa-west turns it at 30m, not at 3h.
+    view = cv.show("shop@1.0.0")
+    assert view.status == "recalled"
+    assert view.finished_at == reported + 30 * timedelta(minutes=1)

@@ -197,7 +197,23 @@ def test_recall_when_unhealthy_wins_over_everything_else() -> None:
     assert result.reason.startswith("1 of 2 entities in qa unhealthy for 1h or more (qa/a;")
     # Two unhealthy entities asked for: one is not enough, and b keeps promotion possible.
     two = settings(recallWhenUnhealthy={"entities": 2, "soak": "1h"})
-    assert isinstance(GATE.evaluate(two, ctx(health)), Pass)
+    assert GATE.evaluate(two, ctx(health)) == Pass("canary in qa: 2 entities, conditions met")
+
+
+def test_a_pass_says_when_the_recall_condition_can_turn_it() -> None:
+    # a is unhealthy now with 20m soaked: the 45m recall soak is reached in 25m.
+    health = {
+        "qa": [
+            entity("a", 20 * M, timedelta(0), 20 * M, current="unhealthy"),
+            entity("b", 2 * H, 2 * H),
+        ]
+    }
+    s = settings(
+        promoteWhenHealthy={"entities": 1, "soak": "1h"},
+        recallWhenUnhealthy={"entities": 1, "soak": "45m"},
+    )
+    result = GATE.evaluate(s, ctx(health))
+    assert isinstance(result, Pass) and result.until == NOW + 25 * M
 
 
 def test_recall_waits_for_the_soak_and_says_when() -> None:

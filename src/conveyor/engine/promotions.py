@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -110,6 +111,7 @@ def _gates(
     phase: Literal["entry", "verify"] = "entry" if stage.key == "entry" else "verify"
     ctx = gate_context(pc.session, release, p, upstream, phase, pc.now, pc.environments, pc.health)
     waits: list[Wait] = []
+    turns: list[datetime] = []  # when a passing gate may turn
     for position, entry in enumerate(stage.gates):
         ((kind, raw),) = entry.items()
         gate = pc.registry.gates.get(kind)
@@ -129,6 +131,8 @@ def _gates(
             return False
         if isinstance(result, Wait):
             waits.append(result)
+        elif result.until is not None:
+            turns.append(result.until)
     if not waits:
         return True
     timed = [w.until for w in waits if w.until is not None]
@@ -137,9 +141,9 @@ def _gates(
     if (p.wait_reason, p.wait_until and utc(p.wait_until)) != (reason, until):
         p.wait_reason, p.wait_until = reason, until
         pc.moved = True
-    # Passing needs the latest `until`, but a gate may recall or fail sooner: look at the
-    # earliest too.
-    pc.wake_at(min(timed) if timed else None)
+    # Passing needs the latest `until`, but a gate may recall or fail sooner, even one
+    # passing now: look again at the earliest.
+    pc.wake_at(min([*timed, *turns]) if timed or turns else None)
     return False
 
 

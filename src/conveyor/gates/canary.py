@@ -162,7 +162,11 @@ class CanaryGate:
                 changes += _when(pool, promote.soak, rules, ctx.now, unhealthy=False)
         if reasons:
             return Wait("; ".join(reasons), min(changes) if changes else None)
-        return Pass(f"canary in {where}: {len(pool)} entities, conditions met")
+        # Only the recall condition's times remain in `changes`: it can still turn.
+        return Pass(
+            f"canary in {where}: {len(pool)} entities, conditions met",
+            min(changes) if changes else None,
+        )
 
 
 def _places(filters: EntityFilters, ctx: GateContext) -> list[str]:

@@ -8,7 +8,11 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class Pass:
+    """Yes, for now. `until`: when the answer may turn (a canary's recall soak), so the
+    engine looks again then even while other gates of the stage still wait."""
+
     reason: str = "passed"
+    until: datetime | None = None
     kind: str = "pass"
 
 
