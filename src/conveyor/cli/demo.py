@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,17 +19,30 @@ from conveyor.store import open_store
 
 FLOW = "multi-env-parallel-promotion"
 VERSION = "1.0.0"
+HISTORY = "health-history.csv"
+
+
+def conveyor_command(db: Path) -> list[str]:
+    """This Conveyor's command line on `db`, for the demo's own tasks. There is no
+    `python -m conveyor`: the installed script beside this interpreter, else its entry point."""
+    script = Path(sys.executable).parent / "conveyor"
+    if script.is_file():
+        return [str(script), "--db", str(db)]
+    entry = "from conveyor.cli.main import main; main()"
+    return [sys.executable, "-c", entry, "--db", str(db)]
 
 
 def write_workspace(root: Path) -> Path:
-    """Definitions under root/conveyor, a bare git repo root/gitops.git, the two scripts."""
+    """Definitions under root/conveyor, a bare git repo root/gitops.git, the smoke check,
+    and a sample health history; qa's health reports go to root/conveyor.db."""
     defs = root / "conveyor"
     defs.mkdir(parents=True, exist_ok=True)
     (defs / "product.yaml").write_text(f.PRODUCT)
     (defs / "environments.yaml").write_text(f.environments_yaml())
     (defs / "flow.yaml").write_text(f.FLOW)
-    (defs / "policies.yaml").write_text(f.policies_yaml())
+    (defs / "policies.yaml").write_text(f.policies_yaml(conveyor_command(root / "conveyor.db")))
     (root / "smoke.sh").write_text(f.SMOKE_SH)
+    (root / HISTORY).write_text(f.HEALTH_HISTORY)
     if not (root / "gitops.git").exists():
         _git(root, "init", "-q", "--bare", "-b", "main", "gitops.git")
         seed = root / "seed"
@@ -111,6 +125,10 @@ def run_demo(directory: Path | None, out: Console) -> Conveyor:
   {cmd} policy explain demo-trioapp prod    which policy says what
   git --git-dir={root}/gitops.git log --oneline main    the promotions, as commits
   {cmd} audit verify                        the hash-chained audit trail
+  {cmd} simulate demo-trioapp@1.1.0 --label qa-signoff=passed --history {root / HISTORY}
+      a forecast from a recorded health history, on a copy of the store: promoted everywhere
+  {cmd} simulate demo-trioapp@1.2.0 --label qa-signoff=passed --history {root / HISTORY}
+      the same history, where 1.2.0 reports ERROR in qa: recalled, and why
 """)
     cv.close()
     if view.status != "succeeded":

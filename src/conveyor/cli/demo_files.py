@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 APPS = ("web", "api", "worker")
 OVERLAYS = "apps/web-app/overlays"
 ENVIRONMENTS = {
@@ -12,6 +14,8 @@ ENVIRONMENTS = {
     "prod-eu": ("production", "prod", "eu"),
     "prod-asia": ("production", "prod", "asia"),
 }
+# qa's running instance: it reports its health, and prod's canary gate reads it.
+QA_ENTITY = "trioapp-qa"
 
 PRODUCT = """\
 apiVersion: conveyor.dev/v1
@@ -20,6 +24,8 @@ metadata:
   name: demo-trioapp
 spec:
   description: Three applications released together.
+  # Health counts weekday time only by default; the demo must run on a Saturday too.
+  rolloutCriteria: {weekendDays: []}
   artifacts:
     - {name: web, type: image, repository: registry.local/demo-trioapp/web}
     - {name: api, type: image, repository: registry.local/demo-trioapp/api}
@@ -36,7 +42,7 @@ spec:
   type: {type}
   settings:
     overlay: {overlays}/{name}
-"""
+{entities}"""
 
 FLOW = """\
 apiVersion: conveyor.dev/v1
@@ -86,6 +92,25 @@ spec:
   gates:
     - releaseLabel: {{key: qa-signoff, values: [passed]}}
     - timed: {{in: qa, duration: 2s}}
+    - canary:                 # qa's entity healthy for 1s promotes; any ERROR recalls
+        entities: {{environments: [qa]}}
+        promoteWhenHealthy: {{entities: 1, soak: 1s}}
+        recallWhenUnhealthy: {{entities: 1, soak: 0s}}
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionPolicy
+metadata:
+  name: qa-health
+spec:
+  priority: 5                 # once deployed, qa reports its entity healthy (a probe would)
+  selector:
+    environments: {{names: [qa]}}
+  hooks:
+    onSuccess:
+      - name: report-health
+        uses: run
+        with:
+          args: {report}
 """
 
 TASK = """\
@@ -153,6 +178,18 @@ echo "smoke ok: $overlay runs $# images of this release"
 """
 
 
+# A recorded health history for `conveyor simulate`: qa's entity runs 1.1.0 healthy, then
+# 1.2.0 arrives failing (ERROR for half an hour) before it recovers.
+HEALTH_HISTORY = f"""\
+time,environment,entity,node,live,state,version
+2026-01-05T09:00:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,1.1.0
+2026-01-05T10:00:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,1.1.0
+2026-01-05T11:00:00Z,qa,{QA_ENTITY},pod-1,true,ERROR,1.2.0
+2026-01-05T11:15:00Z,qa,{QA_ENTITY},pod-1,true,ERROR,1.2.0
+2026-01-05T11:30:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,1.2.0
+"""
+
+
 def environments_yaml() -> str:
     docs = []
     for name, (kind, tier, region) in ENVIRONMENTS.items():
@@ -163,13 +200,23 @@ def environments_yaml() -> str:
                 type=kind,
                 region=f", region: {region}" if region else "",
                 overlays=OVERLAYS,
+                entities=f"  entities:\n    - {{name: {QA_ENTITY}}}\n" if name == "qa" else "",
             )
         )
     return "---\n".join(docs)
 
 
-def policies_yaml() -> str:
-    return POLICIES.format(tasks="".join(TASK.format(app=a) for a in APPS))
+def policies_yaml(conveyor: list[str]) -> str:
+    """`conveyor` is the command line that reaches the demo's database (`... --db DB`)."""
+    report = [
+        *conveyor,
+        *("health", "report", "qa", QA_ENTITY, "--node", "pod-1", "--state", "HEALTHY"),
+        *("--version", "${{ release.version }}"),
+    ]
+    # JSON strings are YAML flow scalars: paths with spaces or colons stay one argument.
+    return POLICIES.format(
+        tasks="".join(TASK.format(app=a) for a in APPS), report=json.dumps(report)
+    )
 
 
 def repository_files() -> dict[str, str]:

@@ -18,6 +18,7 @@ from conveyor.cli.health import health_app
 from conveyor.cli.p2p import p2p_app
 from conveyor.cli.releases import release_app
 from conveyor.cli.render import resource_table
+from conveyor.cli.simulate import simulate
 from conveyor.errors import ConveyorError, DefinitionError, Problem
 from conveyor.model.definitions import KINDS, canonical_kind
 
@@ -36,6 +37,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(health_app, name="health")
+app.command()(simulate)
 T = TypeVar("T")
 
 
