@@ -444,12 +444,12 @@ def test_the_demo_workspace_forecasts_every_environment(tmp_path: Path) -> None:
     envs = ["dev", "qa", "prod", "prod-eu", "prod-asia"]
     signed = ("--label", "qa-signoff=passed", "--history", sample)
 
-    healthy = lines(cli("simulate", "demo-trioapp@1.1.0", *signed))
+    healthy = lines(cli("simulate", "demo-trioapp@3.0.0", *signed))
     assert list(healthy) == envs
     assert healthy["prod"] == "promoted 2026-01-05 09:00:02 UTC (+2s)"  # the 2s soak in qa
     assert all(line.startswith("promoted") for line in healthy.values())
 
-    failing = lines(cli("simulate", "demo-trioapp@1.2.0", *signed))
+    failing = lines(cli("simulate", "demo-trioapp@3.1.0", *signed))
     assert list(failing) == envs
     assert failing["qa"].startswith("recalled 2026-01-05 11:00 UTC (+2h): canary:")
     assert all(failing[env].startswith("skipped 2026-01-05 11:00") for env in envs[2:])

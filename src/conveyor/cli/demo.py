@@ -125,10 +125,10 @@ def run_demo(directory: Path | None, out: Console) -> Conveyor:
   {cmd} policy explain demo-trioapp prod    which policy says what
   git --git-dir={root}/gitops.git log --oneline main    the promotions, as commits
   {cmd} audit verify                        the hash-chained audit trail
-  {cmd} simulate demo-trioapp@1.1.0 --label qa-signoff=passed --history {root / HISTORY}
+  {cmd} simulate demo-trioapp@3.0.0 --label qa-signoff=passed --history {root / HISTORY}
       a forecast from a recorded health history, on a copy of the store: promoted everywhere
-  {cmd} simulate demo-trioapp@1.2.0 --label qa-signoff=passed --history {root / HISTORY}
-      the same history, where 1.2.0 reports ERROR in qa: recalled, and why
+  {cmd} simulate demo-trioapp@3.1.0 --label qa-signoff=passed --history {root / HISTORY}
+      the same history, where 3.1.0 reports ERROR in qa: recalled, and why
 """)
     cv.close()
     if view.status != "succeeded":

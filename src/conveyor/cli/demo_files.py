@@ -178,15 +178,15 @@ echo "smoke ok: $overlay runs $# images of this release"
 """
 
 
-# A recorded health history for `conveyor simulate`: qa's entity runs 1.1.0 healthy, then
-# 1.2.0 arrives failing (ERROR for half an hour) before it recovers.
+# A recorded health history for `conveyor simulate`: qa's entity runs 3.0.0 healthy, then
+# 3.1.0 arrives failing (ERROR for half an hour) before it recovers.
 HEALTH_HISTORY = f"""\
 time,environment,entity,node,live,state,version
-2026-01-05T09:00:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,1.1.0
-2026-01-05T10:00:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,1.1.0
-2026-01-05T11:00:00Z,qa,{QA_ENTITY},pod-1,true,ERROR,1.2.0
-2026-01-05T11:15:00Z,qa,{QA_ENTITY},pod-1,true,ERROR,1.2.0
-2026-01-05T11:30:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,1.2.0
+2026-01-05T09:00:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,3.0.0
+2026-01-05T10:00:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,3.0.0
+2026-01-05T11:00:00Z,qa,{QA_ENTITY},pod-1,true,ERROR,3.1.0
+2026-01-05T11:15:00Z,qa,{QA_ENTITY},pod-1,true,ERROR,3.1.0
+2026-01-05T11:30:00Z,qa,{QA_ENTITY},pod-1,true,HEALTHY,3.1.0
 """
 
 
