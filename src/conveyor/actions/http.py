@@ -35,14 +35,13 @@ from conveyor.actions.base import (
 from conveyor.errors import ActionError, TerminalError, TransientError
 from conveyor.model.definitions import Duration
 from conveyor.model.duration import check_limit, format_duration
+from conveyor.model.jsonpath import MISSING, find
 from conveyor.model.template import TemplateError, render, strings_in
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PATH = re.compile(r"^(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*$")
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_MISSING = object()
 _HOUR = timedelta(hours=1)
 
 
@@ -83,11 +82,11 @@ class Condition(ActionSettings):
 
     def check(self, document: Any) -> tuple[bool, str]:
         """Whether it holds, and the value seen (for a message)."""
-        value = _find(document, self.path)
-        seen = "(missing)" if value is _MISSING else _show(value)
+        value = find(document, self.path)
+        seen = "(missing)" if value is MISSING else _show(value)
         if self.exists is not None:
-            return (value is not _MISSING) == self.exists, seen
-        if value is _MISSING:
+            return (value is not MISSING) == self.exists, seen
+        if value is MISSING:
             return False, seen
         if self.in_ is not None:
             return any(_same(value, v) for v in self.in_), seen
@@ -244,20 +243,6 @@ def _failing(conditions: list[Condition], document: Any) -> tuple[str, str] | No
         if not holds:
             return condition.describe(), seen
     return None
-
-
-def _find(document: Any, path: str) -> Any:
-    node = document
-    for key, index in _PART.findall(path):
-        if index:
-            if not isinstance(node, list) or int(index) >= len(node):
-                return _MISSING
-            node = node[int(index)]
-        elif isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return _MISSING
-    return node
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -42,6 +41,7 @@ from conveyor.engine.rollback import deployed
 from conveyor.errors import ConveyorError
 from conveyor.health.timeline import HealthState
 from conveyor.model.definitions import EnvironmentSpec, ProbeDef
+from conveyor.model.jsonpath import MISSING, find
 from conveyor.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 MAX_WORKERS = 4
 # A health answer is small; more than this is not read, and not parsed as JSON.
 MAX_BODY = 1 << 20
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-_MISSING = object()
 
 Key = tuple[str, str, str, str]  # environment, entity, node, url
 
@@ -206,11 +204,11 @@ class Prober:
             return _Answer(probe, self.clock.now(), False, None, None, f"{line}: {text}", False)
         arrived = self.clock.now()
         try:
-            document = _MISSING if truncated else json.loads(body)
+            document = MISSING if truncated else json.loads(body)
         except (ValueError, RecursionError):  # not JSON (or absurdly nested): no fields
-            document = _MISSING
+            document = MISSING
         state, why = judge(spec, code, document)
-        version = _text(_find(document, spec.versionField)) if spec.versionField else None
+        version = _text(find(document, spec.versionField)) if spec.versionField else None
         return _Answer(probe, arrived, True, state, version, f"{line} -> {code}: {state} ({why})")
 
     # --- storing -------------------------------------------------------------------------
@@ -312,8 +310,8 @@ def _get(url: str, timeout: timedelta) -> tuple[bytes, int, bool]:
 def judge(spec: ProbeDef, code: int, document: Any) -> tuple[HealthState, str]:
     """The state an answer means, and where it came from."""
     if spec.field is not None:
-        value = _find(document, spec.field)
-        if value is not _MISSING and not isinstance(value, dict | list):
+        value = find(document, spec.field)
+        if value is not MISSING and not isinstance(value, dict | list):
             text = value if isinstance(value, str) else json.dumps(value)
             mapped = spec.fieldStates.get(text)
             if mapped is None:
@@ -330,21 +328,6 @@ def judge(spec: ProbeDef, code: int, document: Any) -> tuple[HealthState, str]:
     if code in spec.statusStates:
         return HealthState(spec.statusStates[code]), "statusStates"
     return (HealthState.HEALTHY if 200 <= code < 300 else HealthState.ERROR), "status code"
-
-
-def _find(document: Any, path: str) -> Any:
-    """The value at a dotted path (`a.b`, `items[0].state`), or _MISSING."""
-    node = document
-    for key, index in _PART.findall(path):
-        if index:
-            if not isinstance(node, list) or int(index) >= len(node):
-                return _MISSING
-            node = node[int(index)]
-        elif isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return _MISSING
-    return node
 
 
 def _text(value: Any) -> str | None:
