@@ -41,8 +41,11 @@ unit: $(STAMP) sysdeps
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/gitops.py
+	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/health.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,11 @@
 """Release health: pure evaluation of node health reports over a soak window."""
 
+from conveyor.health.columnar import (
+    Columns,
+    ColumnsBuilder,
+    columns_from_reports,
+    evaluate_columns,
+)
 from conveyor.health.timeline import (
     EntityHealth,
     HealthState,
@@ -9,4 +15,15 @@ from conveyor.health.timeline import (
     sort_reports,
 )
 
-__all__ = ["EntityHealth", "HealthState", "Report", "Weekends", "evaluate", "sort_reports"]
+__all__ = [
+    "Columns",
+    "ColumnsBuilder",
+    "EntityHealth",
+    "HealthState",
+    "Report",
+    "Weekends",
+    "columns_from_reports",
+    "evaluate",
+    "evaluate_columns",
+    "sort_reports",
+]
