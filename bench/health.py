@@ -1,14 +1,15 @@
 """Health at scale: one evaluation of every entity's reports over a 13-day window.
 
 1,000 entities of 10 nodes each, N/1,000 reports per entity, in a SQLite store in a temp
-dir. Per size it times the read (`engine.health._reports`: one query, fetched in chunks into
-arrays; timed once) and the evaluation (`health.columnar.evaluate_columns`; the median of
-three runs) separately, then their sum, and measures the peak memory of read+evaluate with
-tracemalloc in an untimed run (numpy's arrays are traced, SQLite's page cache is not), and
-times `show` (definitions + read + evaluate) once. At 100k it also runs the
-reference (`health.timeline.evaluate` over ORM rows, the path before) and checks that both
-give the same results. Writing 10M rows to SQLite takes minutes, so by default 10M is
-measured on the evaluation only, from arrays built in memory; `--store-10m` stores it too.
+dir. Per size it times the read (`engine.health._reports`: one query of two integers per
+report, fetched in chunks into arrays, then the environment's node names; timed once) and
+the evaluation (`health.columnar.evaluate_columns`; the median of three runs) separately,
+then their sum, and measures the peak memory of read+evaluate with tracemalloc in an untimed
+run (numpy's arrays are traced, SQLite's page cache is not), and times `show` (definitions +
+read + evaluate) once. At 100k it also runs the reference (`health.timeline.evaluate` over
+ORM rows, the path before) and checks that both give the same results. Writing 10M rows to
+SQLite takes minutes, so by default 10M is measured on the evaluation only, from arrays built
+in memory; `--store-10m` stores it too.
 Goal: 1M in <= 1 s, linear, peak memory under 1 GB.
 
     .venv/bin/python bench/health.py [--sizes 100000,1000000] [--big 10000000] [--store-10m]
@@ -38,7 +39,7 @@ from conveyor.health.columnar import STATE_CODES, STATE_NAMES, Columns, evaluate
 from conveyor.health.timeline import EntityHealth, HealthState, Report, Weekends, evaluate
 from conveyor.spec import load_text
 from conveyor.store import open_store
-from conveyor.store.tables import HealthReportRow
+from conveyor.store.tables import HEALTH_STATE_CODES, HealthReportRow
 
 ENTITIES, NODES = 1_000, 10
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday; the window holds two weekends
@@ -109,34 +110,42 @@ def columns(r: Reports) -> Columns:
 def store_rows(cv: Conveyor, r: Reports) -> None:
     """Bulk load through the driver: executemany in one transaction, the index dropped and
     built again after (3x faster than maintaining it row by row), times as SQLAlchemy
-    writes them."""
-    entities = [f"cluster-{e:04d}" for e in range(ENTITIES)]
-    nodes = [f"node-{i}" for i in range(NODES)]
+    writes them. Node k of entity e is health node e * NODES + k + 1."""
     received = NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
+    stored_code = [None, *range(1, len(STATE_NAMES))]  # HEALTH_STATE_CODES, by columnar code
+    assert all(HEALTH_STATE_CODES[str(STATE_NAMES[c])] == stored_code[c] for c in range(1, 8))
     raw = cv.store.engine.raw_connection()
     try:
         cursor = raw.cursor()
         (index,) = cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'ix_health_reports_env_entity_time'"
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_health_reports_node_time'"
         ).fetchone()
         # The store's connections autocommit (SQLAlchemy emits BEGIN): one transaction here.
         cursor.execute("BEGIN")
-        cursor.execute("DROP INDEX ix_health_reports_env_entity_time")
+        cursor.executemany(
+            "INSERT INTO health_nodes (id, environment, entity, node) VALUES (?, 'prod', ?, ?)",
+            [
+                (e * NODES + k + 1, f"cluster-{e:04d}", f"node-{k}")
+                for e in range(ENTITIES)
+                for k in range(NODES)
+            ],
+        )
+        cursor.execute("DROP INDEX ix_health_reports_node_time")
         for lo in range(0, len(r.entity), 1_000_000):  # slices bound the rows held as objects
             part = slice(lo, lo + 1_000_000)
             text = np.datetime_as_string(r.time_us[part].astype("datetime64[us]"), unit="us")
             rows = zip(
-                map(entities.__getitem__, r.entity[part].tolist()),
-                map(nodes.__getitem__, (r.node[part] % NODES).tolist()),
+                (r.node[part] + 1).tolist(),
                 np.char.replace(text, "T", " ").tolist(),
+                r.time_us[part].tolist(),
                 r.live[part].tolist(),
-                map(STATE_NAMES.__getitem__, r.state[part].tolist()),
+                map(stored_code.__getitem__, r.state[part].tolist()),
                 np.where(r.new_version[part], "1.0.0", "0.9.0").tolist(),
                 strict=True,
             )
             cursor.executemany(
-                "INSERT INTO health_reports (environment, entity, node, time, live, state, "
-                f"version, received_at) VALUES ('prod', ?, ?, ?, ?, ?, ?, '{received}')",
+                "INSERT INTO health_reports (environment, node_id, time, time_us, live, state_code,"
+                f" version, received_at) VALUES ('prod', ?, ?, ?, ?, ?, ?, '{received}')",
                 cast(Any, rows),  # sqlite3 takes any iterable: no list of a million tuples
             )
         cursor.execute(index)

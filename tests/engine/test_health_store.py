@@ -9,10 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from conveyor.clock import ManualClock
+from conveyor.engine import health, resources
 from conveyor.engine.service import Conveyor
 from conveyor.errors import DefinitionError, NotFound
+from conveyor.health.columnar import us
 from conveyor.health.timeline import HealthState, Report, Weekends, evaluate, sort_reports
-from conveyor.store.tables import HealthReportRow
+from conveyor.model.definitions import EntityDef
+from conveyor.store.tables import HEALTH_STATE_CODES, HealthNodeRow, HealthReportRow
 from tests.conftest import BASE, apply_yaml
 
 H = timedelta(hours=1)
@@ -165,3 +168,72 @@ def test_naive_times_are_refused(cv: Conveyor, t0: datetime) -> None:
     with pytest.raises(DefinitionError, match="has no timezone"):
         cv.health("prod", "shop", "1.0.0", at=naive)
     assert rows(cv) == 0
+
+
+def test_nodes_are_named_once_per_environment_and_entity(
+    cv: Conveyor, clock: ManualClock, t0: datetime
+) -> None:
+    for env, entity, node, state in [
+        ("prod", "cluster-a", "n1", "HEALTHY"),
+        ("prod", "cluster-a", "n1", "ERROR"),
+        ("prod", "cluster-b", "n1", None),
+        ("qa", "cluster-a", "n1", "TERMINAL"),
+    ]:
+        assert cv.report_health(env, entity, node, True, state, "1.0.0")
+        clock.advance(H)
+    with cv.store.session() as s:
+        nodes = s.execute(
+            select(HealthNodeRow.environment, HealthNodeRow.entity, HealthNodeRow.node)
+        ).all()
+        assert sorted(tuple(n) for n in nodes) == [
+            ("prod", "cluster-a", "n1"),
+            ("prod", "cluster-b", "n1"),
+            ("qa", "cluster-a", "n1"),
+        ]
+        reports = s.scalars(select(HealthReportRow).order_by(HealthReportRow.id)).all()
+        assert [(r.environment, r.entity, r.node, r.state) for r in reports] == [
+            ("prod", "cluster-a", "n1", "HEALTHY"),
+            ("prod", "cluster-a", "n1", "ERROR"),
+            ("prod", "cluster-b", "n1", None),
+            ("qa", "cluster-a", "n1", "TERMINAL"),
+        ]
+        assert [r.time_us for r in reports] == [us(t0 + k * H) for k in range(4)]
+    # Each environment reads its own: cluster-a's n1 in qa is not prod's.
+    assert cv.health("prod", "shop", "1.0.0")["cluster-a"].unhealthy == 3 * H
+    assert cv.health("qa", "shop", "1.0.0", entity="cluster-a")["cluster-a"].soak == H
+
+
+def test_every_state_has_a_stored_code() -> None:
+    assert set(HEALTH_STATE_CODES) == {s.value for s in HealthState}
+    # The read packs a code into 3 bits, 0 being "no state".
+    assert sorted(HEALTH_STATE_CODES.values()) == list(range(1, len(HealthState) + 1))
+    assert len(HealthState) < 8
+
+
+def test_record_with_the_environment_given(
+    cv: Conveyor, t0: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with cv.store.session() as s:
+        prod = health.current_environment(s, "prod")
+
+    def unread(*_args: object) -> None:
+        raise AssertionError("the environment was read again")
+
+    monkeypatch.setattr(resources, "get_current", unread)
+    with cv.store.session() as s:
+        assert health.record(
+            s, "prod", "cluster-a", "n1", t0, True, "HEALTHY", "1.0.0", t0, environment_spec=prod
+        )
+        assert not health.record(
+            s, "prod", "cluster-a", "n1", t0, True, "HEALTHY", "1.0.0", t0, environment_spec=prod
+        )
+    # The given definition decides: here one that declares its entities.
+    closed = prod.model_copy(update={"entities": [EntityDef(name="cluster-a")]})
+    with (
+        cv.store.session() as s,
+        pytest.raises(DefinitionError, match="unknown entity 'cluster-z'"),
+    ):
+        health.record(
+            s, "prod", "cluster-z", "n1", t0, True, "HEALTHY", "1.0.0", t0, environment_spec=closed
+        )
+    assert rows(cv) == 1

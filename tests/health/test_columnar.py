@@ -25,7 +25,7 @@ from conveyor.health import (
     evaluate_columns,
 )
 from conveyor.health.columnar import Columns, times_us, us, weekday_clock, weekend_bounds
-from conveyor.store.tables import HealthReportRow
+from conveyor.store.tables import HEALTH_STATE_CODES, HealthNodeRow, HealthReportRow
 from tests.conftest import BASE as DEFINITIONS
 from tests.conftest import apply_yaml
 
@@ -349,11 +349,11 @@ def test_show_sees_reports_added_in_its_session(cv: Conveyor, clock: ManualClock
         s.add(
             HealthReportRow(
                 environment="prod",
-                entity="cluster-a",
-                node="n1",
+                health_node=HealthNodeRow(environment="prod", entity="cluster-a", node="n1"),
                 time=t0,
+                time_us=us(t0),
                 live=True,
-                state="ERROR",
+                state_code=HEALTH_STATE_CODES["ERROR"],
                 version="1.0.0",
                 received_at=t0,
             )

@@ -6,7 +6,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from conveyor.clock import ManualClock
+from conveyor.engine.service import Conveyor
+from conveyor.health.columnar import us
+from conveyor.health.timeline import HealthState, Report, Weekends, evaluate
+from conveyor.spec import load_text
 from conveyor.store import migrate
 from conveyor.store.db import open_store
 from conveyor.store.migrate import config, current, downgrade, upgrade
-from conveyor.store.tables import Base
+from conveyor.store.tables import Base, HealthNodeRow, HealthReportRow, UTCDateTime
 
 TABLES = {
     "resources",
@@ -30,6 +35,7 @@ TABLES = {
     "gate_results",
     "audit_events",
     "health_reports",
+    "health_nodes",
 }
 
 
@@ -179,7 +185,7 @@ def test_downgrade_to_base_and_back(engine: sa.Engine) -> None:
 def test_current(engine: sa.Engine) -> None:
     assert current(engine) is None
     upgrade(engine)
-    assert current(engine) == script_head() == "0002"
+    assert current(engine) == script_head() == "0003"
     assert migrate.head() == script_head()
 
 
@@ -272,10 +278,10 @@ def test_upgrade_from_0001_to_0002_keeps_data_and_adds_health_reports(engine: sa
             {"at": datetime(2026, 1, 1, tzinfo=UTC)},
         )
 
-    upgrade(engine)
+    with engine.begin() as connection:
+        command.upgrade(config(connection), "0002")
     assert current(engine) == "0002"
-    assert table_names(engine) == TABLES | {"alembic_version"}
-    assert diff(engine, Base.metadata) == []
+    assert table_names(engine) == TABLES - {"health_nodes"} | {"alembic_version"}
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("health_reports")}
     assert indexes == {"ix_health_reports_env_entity_time"}
     with engine.connect() as connection:
@@ -285,3 +291,103 @@ def test_upgrade_from_0001_to_0002_keeps_data_and_adds_health_reports(engine: sa
     assert current(engine) == "0001"
     assert "health_reports" not in table_names(engine)
     assert "resources" in table_names(engine)
+
+
+# Reports as 0002 stored them: (environment, entity, node, time, live, state, version).
+REPORTS_0002 = [
+    ("prod", "cluster-a", "n1", datetime(2026, 1, 5, 9, tzinfo=UTC), True, "HEALTHY", "1.0.0"),
+    ("prod", "cluster-a", "n2", datetime(2026, 1, 5, 9, 0, 0, 1, UTC), True, None, "1.0.0"),
+    (
+        "prod",
+        "cluster-b",
+        "n1",
+        datetime(2026, 1, 5, 10, 30, 15, 999_999, UTC),
+        True,
+        "ERROR",
+        "1.0.0",
+    ),
+    (
+        "prod",
+        "cluster-a",
+        "n1",
+        datetime(2026, 1, 5, 13, 7, 0, 250_000, UTC),
+        False,
+        "WARNING",
+        "1.0.0",
+    ),
+    ("prod", "cluster-b", "n1", datetime(2026, 1, 5, 14, tzinfo=UTC), True, "DEFERRING", "0.9.0"),
+    ("qa", "cluster-a", "n1", datetime(2026, 1, 4, 23, 59, 59, 5, UTC), True, "TERMINAL", "1.0.0"),
+]
+DEFINITIONS = """
+apiVersion: conveyor.dev/v1
+kind: Product
+metadata: {name: shop}
+spec: {}
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: prod}
+spec: {type: production}
+"""
+
+
+def _reports_0002() -> sa.TableClause:
+    return sa.table(
+        "health_reports",
+        *(sa.column(c) for c in ("environment", "entity", "node")),
+        sa.column("time", UTCDateTime()),
+        *(sa.column(c) for c in ("live", "state", "version")),
+        sa.column("received_at", UTCDateTime()),
+    )
+
+
+def test_upgrade_from_0002_to_0003_keeps_health_reports(tmp_path: Path) -> None:
+    store = open_store("sqlite:///" + str(tmp_path / "conveyor.db"), migrate=False)
+    engine = store.engine
+    try:
+        with engine.begin() as connection:
+            command.upgrade(config(connection), "0002")
+            received = datetime(2026, 1, 6, tzinfo=UTC)
+            fields = ("environment", "entity", "node", "time", "live", "state", "version")
+            connection.execute(
+                sa.insert(_reports_0002()),
+                [
+                    {**dict(zip(fields, r, strict=True)), "received_at": received}
+                    for r in REPORTS_0002
+                ],
+            )
+
+        upgrade(engine)
+        assert current(engine) == "0003"
+        assert diff(engine, Base.metadata) == []
+        with store.session() as s:
+            rows = s.scalars(sa.select(HealthReportRow).order_by(HealthReportRow.id)).all()
+            got = [
+                (r.environment, r.entity, r.node, r.time, r.live, r.state, r.version) for r in rows
+            ]
+            assert got == REPORTS_0002
+            assert [r.time_us for r in rows] == [us(r[3]) for r in REPORTS_0002]
+            nodes = s.scalar(sa.select(sa.func.count()).select_from(HealthNodeRow))
+            assert nodes == len({r[:3] for r in REPORTS_0002})
+
+        cv = Conveyor(store, clock=ManualClock(), workdir=tmp_path)
+        cv.apply(docs=load_text(DEFINITIONS, "test.yaml"))
+        now = datetime(2026, 1, 6, 9, tzinfo=UTC)
+        prod = [
+            Report(*r[1:5], None if r[5] is None else HealthState(r[5]), r[6])
+            for r in REPORTS_0002
+            if r[0] == "prod"
+        ]
+        shown = cv.health("prod", "shop", "1.0.0", at=now)
+        assert shown == evaluate(sorted(prod, key=lambda r: r.time), "1.0.0", now, Weekends())
+        assert shown["cluster-a"].soak == timedelta(hours=24)
+
+        # And back: the text columns as they were.
+        downgrade(engine, "0002")
+        with engine.connect() as connection:
+            old = _reports_0002()
+            q = sa.select(*(old.c[f] for f in fields)).order_by(sa.text("id"))
+            assert [tuple(r) for r in connection.execute(q)] == REPORTS_0002
+        assert "health_nodes" not in table_names(engine)
+    finally:
+        store.close()

@@ -333,10 +333,15 @@ def _record(session: Session, reports: list[HistoryReport]) -> None:
     at or before the simulated now, so this is the same as feeding each one when the clock
     reaches it, with the same checks as `conveyor health report`."""
     problems: list[Problem] = []
+    environments = {}  # read once: reading a definition costs more than recording a report
     for r in reports:
         try:
+            if r.environment not in environments:
+                environments[r.environment] = health.current_environment(session, r.environment)
             health.record(
-                session, r.environment, r.entity, r.node, r.time, r.live, r.state, r.version, r.time
+                session,
+                *(r.environment, r.entity, r.node, r.time, r.live, r.state, r.version, r.time),
+                environment_spec=environments[r.environment],
             )
         except DefinitionError as exc:
             problems += [replace(p, file=r.file, line=r.line) for p in exc.problems]

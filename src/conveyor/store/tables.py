@@ -10,17 +10,19 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from conveyor.clock import utc
 
@@ -176,19 +178,68 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class HealthReportRow(Base):
-    """One health report of one node of one entity in an environment (seed 001)."""
+# A health report's state as stored in `health_reports.state_code` (NULL: liveness only).
+# Stored values: extend, never renumber. 3 bits, so the evaluation read can pack it.
+HEALTH_STATE_CODES: dict[str, int] = {
+    "HEALTHY": 1,
+    "DEFERRING": 2,
+    "WARNING": 3,
+    "REPAIRING": 4,
+    "SUSPENDED": 5,
+    "TERMINAL": 6,
+    "ERROR": 7,
+}
+HEALTH_STATE_NAMES: dict[int, str] = {code: name for name, code in HEALTH_STATE_CODES.items()}
 
-    __tablename__ = "health_reports"
-    __table_args__ = (Index("ix_health_reports_env_entity_time", "environment", "entity", "time"),)
+
+class HealthNodeRow(Base):
+    """A node of an entity in an environment, named once for all its reports."""
+
+    __tablename__ = "health_nodes"
+    __table_args__ = (UniqueConstraint("environment", "entity", "node"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     environment: Mapped[str] = mapped_column(String(63))
     entity: Mapped[str] = mapped_column(String(200))
     node: Mapped[str] = mapped_column(String(200))
+
+
+class HealthReportRow(Base):
+    """One health report of one node of one entity in an environment.
+
+    Stored for the evaluation to read as integers: a million reports come out of SQLite
+    as two integer columns more than twice as fast as with names, text times and states.
+    """
+
+    __tablename__ = "health_reports"
+    __table_args__ = (
+        Index("ix_health_reports_node_time", "node_id", "time_us"),
+        Index("ix_health_reports_environment", "environment"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Also on the node; here so that a whole environment is read without a join.
+    environment: Mapped[str] = mapped_column(String(63))
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("health_nodes.id", name="fk_health_reports_node_id")  # named in 0003
+    )
     time: Mapped[datetime]
+    time_us: Mapped[int] = mapped_column(BigInteger)  # `time` in UTC epoch microseconds
     live: Mapped[bool] = mapped_column()
-    # A HealthState name, or NULL for a node that reports liveness only.
-    state: Mapped[str | None] = mapped_column(String(20), default=None)
+    state_code: Mapped[int | None] = mapped_column(SmallInteger, default=None)
     version: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime]
+    health_node: Mapped[HealthNodeRow] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def entity(self) -> str:
+        return self.health_node.entity
+
+    @property
+    def node(self) -> str:
+        return self.health_node.node
+
+    @property
+    def state(self) -> str | None:
+        """The HealthState name, or None for a report of liveness only."""
+        return None if self.state_code is None else HEALTH_STATE_NAMES[self.state_code]
