@@ -180,3 +180,22 @@ def test_probe_once_from_the_command_line(tmp_path: Path, server: Server) -> Non
     assert "reported as version v2.0.0" in said  # stored as 2.0.0, as releases
     shown = json.loads(cli("health", "show", "prod", "--release", "shop@2.0.0", "-o", "json"))
     assert [e["entity"] for e in shown if e["firstSeen"]] == ["cluster-a"]
+
+
+def test_show_by_entity_name(cli: Cli, tmp_path: Path) -> None:
+    report(cli, "n1", "HEALTHY", MONDAY)
+    at = ("--release", "shop@1.0.0", "--at", "2026-01-05T10:00Z")
+    by_entity = cli("health", "show", "cluster-a", *at)
+    assert by_entity == cli("health", "show", "prod", "--entity", "cluster-a", *at)
+    assert by_entity.startswith("cluster-a: healthy  soak 1h")
+
+    exc = cli.error("health", "show", "cluster-z", *at)
+    assert isinstance(exc, NotFound) and "no environment or entity is named 'cluster-z'" in str(exc)
+    # The same entity name in two environments: the command asks which.
+    cli(
+        "health", "report", "qa", "cluster-a", "--node", "n1", "--version", "1.0.0",
+        "--at", MONDAY,
+    )  # fmt: skip
+    exc = cli.error("health", "show", "cluster-a", *at)
+    assert isinstance(exc, DefinitionError)
+    assert "entity 'cluster-a' is in prod, qa: say which" in str(exc)

@@ -111,7 +111,9 @@ def as_text(health: EntityHealth, healthy: float, unhealthy: float) -> str:
 @health_app.command("show")
 def show(
     ctx: typer.Context,
-    environment: str,
+    place: Annotated[
+        str, typer.Argument(metavar="ENVIRONMENT|ENTITY", help="An environment, or an entity.")
+    ],
     release: Annotated[str, typer.Option("--release", help="PRODUCT@VERSION")],
     entity: Annotated[str | None, typer.Option("--entity", help="Only this entity.")] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
@@ -124,6 +126,12 @@ def show(
         )
     product, version = parse_ref(release)
     cv = cv_of(ctx)
+    environment, named = cv.where_is(place)
+    if named is not None and entity not in (None, named):
+        raise DefinitionError(
+            Problem(f"'{place}' is an entity: leave --entity out", "command line", None, "--entity")
+        )
+    entity = entity or named
     results = cv.health(environment, product, version, entity, parse_at(at))
     (current,) = cv.get("Product", product)
     assert isinstance(current.spec, ProductSpec)

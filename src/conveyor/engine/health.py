@@ -143,6 +143,19 @@ def record(
     return True
 
 
+def environments_of(session: Session, entity: str) -> list[str]:
+    """The environments that declare `entity` or have had a report from it."""
+    declared = {
+        name
+        for name, (spec, _) in resources.environments(session).items()
+        if entity in spec.declared()
+    }
+    reported = session.scalars(
+        select(HealthNodeRow.environment).where(HealthNodeRow.entity == entity).distinct()
+    )
+    return sorted(declared.union(reported))
+
+
 def _node_id(session: Session, environment: str, entity: str, node: str) -> int:
     """The node's id, the node added on its first report."""
     named = select(HealthNodeRow.id).where(

@@ -20,7 +20,7 @@ from conveyor.engine import recall, releases, resources, rollback, wakeup
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
-from conveyor.errors import DefinitionError, Problem
+from conveyor.errors import DefinitionError, NotFound, Problem
 from conveyor.health.timeline import EntityHealth, HealthState
 from conveyor.model.definitions import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
@@ -175,6 +175,27 @@ class Conveyor:
             return health_reports.show(
                 s, environment, product, version, at or self.clock.now(), entity
             )
+
+    def where_is(self, name: str) -> tuple[str, str | None]:
+        """(environment, entity) for `health show NAME`: an environment's name, else an
+        entity's, when exactly one environment has an entity of that name."""
+        with self.store.session() as s:
+            if name in resources.environments(s):
+                return name, None
+            places = health_reports.environments_of(s, name)
+        if len(places) == 1:
+            return places[0], name
+        if not places:
+            raise NotFound(f"no environment or entity is named '{name}' (see `conveyor get envs`)")
+        raise DefinitionError(
+            Problem(
+                f"entity '{name}' is in {', '.join(places)}: say which, e.g. "
+                f"`health show {places[0]} --entity {name}`",
+                "command line",
+                None,
+                "ENVIRONMENT|ENTITY",
+            )
+        )
 
     # --- the engine and the audit trail ------------------------------------------------
 
