@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -15,7 +15,6 @@ from conveyor.clock import ManualClock
 from conveyor.engine import health
 from conveyor.engine.service import Conveyor
 from conveyor.health import (
-    ColumnsBuilder,
     EntityHealth,
     HealthState,
     Report,
@@ -24,7 +23,7 @@ from conveyor.health import (
     evaluate,
     evaluate_columns,
 )
-from conveyor.health.columnar import Columns, times_us, us, weekday_clock, weekend_bounds
+from conveyor.health.columnar import Columns, us, weekday_clock, weekend_bounds
 from conveyor.store.tables import HEALTH_STATE_CODES, HealthNodeRow, HealthReportRow
 from tests.conftest import BASE as DEFINITIONS
 from tests.conftest import apply_yaml
@@ -235,9 +234,6 @@ def test_nothing_to_evaluate() -> None:
 def test_invalid_input_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         evaluate_columns(columns_from_reports([], "v2"), datetime(2026, 11, 17), Weekends())  # noqa: DTZ001
-    builder = ColumnsBuilder()
-    with pytest.raises(ValueError, match="unknown health state 'GREAT'"):
-        builder.add([("e", "a", "2026-11-17 10:00:00.000000", 1, "GREAT", 1)])
 
     def cols(entity: list[int], node: list[int], names: list[str], times: int = 0) -> Columns:
         n = len(entity)
@@ -255,24 +251,13 @@ def test_invalid_input_is_refused() -> None:
     assert len(cols([0, 1], [0, 1], ["e", "f"])) == 2
 
 
-def test_times_as_text_or_datetimes() -> None:
-    text = ["2026-11-17 10:00:00.000000", "2026-03-29 00:59:59.999999"]
-    aware = [datetime.fromisoformat(t).replace(tzinfo=UTC) for t in text]
-    expected = [us(t) for t in aware]
-    assert times_us(text).tolist() == expected
-    assert times_us(aware).tolist() == expected
-    # Naive datetimes are UTC (a store without zones); others are converted.
-    assert times_us([a.replace(tzinfo=None) for a in aware]).tolist() == expected
-    plus_two = timezone(timedelta(hours=2))
-    assert times_us([a.astimezone(plus_two) for a in aware]).tolist() == expected
-    assert us(aware[0]) - us(aware[1]) == (aware[0] - aware[1]) // timedelta(microseconds=1)
-
-
-def test_builder_codes_nodes_per_entity() -> None:
-    builder = ColumnsBuilder()
-    builder.add([("e", "a", at(17, 10), True, "HEALTHY", True)])
-    builder.add([("f", "a", at(17, 10), False, None, False), ("e", "a", at(17, 11), 1, "ERROR", 0)])
-    cols = builder.build()
+def test_report_columns_code_nodes_per_entity() -> None:
+    reports = [
+        rep("a", at(17, 10), entity="e"),
+        rep("a", at(17, 10), live=False, state=None, version="v1", entity="f"),
+        rep("a", at(17, 11), state=E, version="v1", entity="e"),
+    ]
+    cols = columns_from_reports(reports, "v2")
     assert list(cols.entity_names) == ["e", "f"]
     assert cols.entity.tolist() == [0, 1, 0]
     # Node "a" of e and node "a" of f are two nodes.
@@ -280,6 +265,7 @@ def test_builder_codes_nodes_per_entity() -> None:
     assert [cols.node_names[c] for c in cols.node.tolist()] == ["a", "a", "a"]
     assert cols.state.tolist() == [1, 0, 7] and cols.live.tolist() == [True, False, True]
     assert cols.is_version.tolist() == [True, False, False]
+    assert cols.time_us.tolist() == [us(at(17, 10)), us(at(17, 10)), us(at(17, 11))]
 
 
 # --- through the store -------------------------------------------------------------------

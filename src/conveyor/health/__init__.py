@@ -2,7 +2,6 @@
 
 from conveyor.health.columnar import (
     Columns,
-    ColumnsBuilder,
     columns_from_reports,
     evaluate_columns,
 )
@@ -17,7 +16,6 @@ from conveyor.health.timeline import (
 
 __all__ = [
     "Columns",
-    "ColumnsBuilder",
     "EntityHealth",
     "HealthState",
     "Report",

@@ -20,8 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -30,7 +29,6 @@ from numpy.typing import NDArray
 from conveyor.health.timeline import EntityHealth, HealthState, Report, Weekends
 
 I64 = NDArray[np.int64]
-_K = TypeVar("_K")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -81,90 +79,27 @@ class Columns:
         return len(self.entity)
 
 
-class _Codes(dict[_K, int]):
-    """Dense codes in order of first appearance; `__missing__` keeps known keys a C lookup."""
-
-    def __missing__(self, key: _K) -> int:
-        code = self[key] = len(self)
-        return code
-
-
-def us(value: str | datetime) -> int:
+def us(value: datetime) -> int:
     """UTC epoch microseconds; naive times are UTC, as stores without zones keep them."""
-    value = datetime.fromisoformat(value) if isinstance(value, str) else value
     return (value - EPOCH if value.tzinfo else value.replace(tzinfo=UTC) - EPOCH) // _US
 
 
-def times_us(values: Sequence[str | datetime]) -> I64:
-    """Epoch microseconds of times given as UTC text (as SQLite keeps them, e.g.
-    ``2026-01-05 09:00:00.000000``) or as datetimes (as PostgreSQL drivers return them)."""
-    if values and isinstance(values[0], str):
-        # numpy parses ISO text in C, ~50x faster than a datetime per value.
-        return np.array(values, dtype="datetime64[us]").astype(np.int64)
-    return np.fromiter(map(us, values), np.int64, len(values))
-
-
-_FIELDS = tuple(itemgetter(i) for i in range(6))
-
-
-class ColumnsBuilder:
-    """Collects reports batch by batch (e.g. `fetchmany` rows) straight into arrays, so that
-    a million reports never exist as Python objects at once.
-
-    A row is ``(entity, node, time, live, state, is_version)``: time as in `times_us`, state
-    a HealthState name or None.
-    """
-
-    def __init__(self) -> None:
-        self._entities: _Codes[str] = _Codes()
-        self._nodes: _Codes[str] = _Codes()
-        self._columns: list[list[NDArray[Any]]] = [[] for _ in _FIELDS]
-
-    def add(self, rows: Sequence[Sequence[Any]]) -> None:
-        # A C-level getter per column: several times faster than transposing with zip(*rows).
-        entity, node, time, live, state, is_version = _FIELDS
-        n = len(rows)
-        try:
-            states = np.fromiter(map(STATE_CODES.__getitem__, map(state, rows)), np.int8, n)
-        except KeyError as err:
-            raise ValueError(f"unknown health state {err.args[0]!r}") from None
-        arrays: tuple[NDArray[Any], ...] = (
-            np.fromiter(map(self._entities.__getitem__, map(entity, rows)), np.int32, n),
-            np.fromiter(map(self._nodes.__getitem__, map(node, rows)), np.int32, n),
-            times_us(list(map(time, rows))),
-            np.fromiter(map(live, rows), np.bool_, n),
-            states,
-            np.fromiter(map(is_version, rows), np.bool_, n),
-        )
-        for column, array in zip(self._columns, arrays, strict=True):
-            column.append(array)
-
-    def build(self) -> Columns:
-        dtypes = (np.int32, np.int32, np.int64, np.bool_, np.int8, np.bool_)
-        arrays = []
-        for column, dtype in zip(self._columns, dtypes, strict=True):
-            arrays.append(np.concatenate(column) if column else np.empty(0, dtype))
-            column.clear()  # one column at a time: the parts never all exist twice
-        entity, node, time_us, live, state, is_version = arrays
-        # One code per (entity, node) pair, from the two codes in numpy: hashing a tuple per
-        # report would cost more than the rest of the row together.
-        pairs, pair_code = np.unique(
-            entity.astype(np.int64) << 32 | node.astype(np.int64), return_inverse=True
-        )
-        names = list(self._nodes)
-        node_names = [names[p & 0xFFFFFFFF] for p in pairs.tolist()]
-        pair = pair_code.astype(np.int32).reshape(-1)
-        return Columns(
-            entity, pair, time_us, live, state, is_version, list(self._entities), node_names
-        )
-
-
 def columns_from_reports(reports: Iterable[Report], version: str) -> Columns:
-    builder = ColumnsBuilder()
-    builder.add(
-        [(r.entity, r.node, r.time, r.live, r.state, r.version == version) for r in reports]
+    """`Report` objects (the reference's input) as columns, in the order given."""
+    rows = list(reports)
+    entities: dict[str, int] = {}
+    nodes: dict[tuple[str, str], int] = {}
+    n = len(rows)
+    return Columns(
+        np.fromiter((entities.setdefault(r.entity, len(entities)) for r in rows), np.int32, n),
+        np.fromiter((nodes.setdefault((r.entity, r.node), len(nodes)) for r in rows), np.int32, n),
+        np.fromiter((us(r.time) for r in rows), np.int64, n),
+        np.fromiter((r.live for r in rows), np.bool_, n),
+        np.fromiter((STATE_CODES[r.state] for r in rows), np.int8, n),
+        np.fromiter((r.version == version for r in rows), np.bool_, n),
+        list(entities),
+        [node for _, node in nodes],
     )
-    return builder.build()
 
 
 def weekend_bounds(weekends: Weekends, lo_us: int, hi_us: int) -> tuple[I64, I64]:
