@@ -15,6 +15,7 @@ from conveyor.errors import DefinitionError, NotFound
 from conveyor.store import open_store
 from conveyor.store.tables import AuditRow
 from tests.conftest import apply_yaml, digest
+from tests.httpserver import Server
 
 DEFS = """
 apiVersion: conveyor.dev/v1
@@ -270,3 +271,26 @@ def test_a_passing_canary_still_recalls_on_time_while_another_gate_waits(
     view = cv.show("shop@1.0.0")
     assert view.status == "recalled"
     assert view.finished_at == reported + 30 * timedelta(minutes=1)
+
+
+def test_health_pulled_by_a_probe_promotes(
+    cv: Conveyor, clock: ManualClock, server: Server
+) -> None:
+    url = server.route("/healthz", 200, {"status": "ok"})
+    probed = DEFS.replace(
+        "    - {name: qa-west}\n",
+        "    - {name: qa-west}\n"
+        "  health:\n"
+        f"    probes: [{{entity: qa-east, url: '{url}', field: status,"
+        " fieldStates: {ok: HEALTHY}}]\n",
+    )
+    assert probed != DEFS
+    apply_yaml(cv, probed)
+    start(cv, "1.0.0")  # dev and qa deployed; prod waits on the canary
+    probed_at = clock.now()
+    (status,) = cv.engine.probe_due()
+    # No versionField: the version is what was deployed in qa last.
+    assert status.message.endswith("reported as version 1.0.0"), status.message
+    cv.run_until_idle()
+    prod = {n.node: n for n in cv.show("shop@1.0.0").nodes}["prod"]
+    assert prod.state == "succeeded" and prod.started_at == probed_at + 2 * H
