@@ -199,3 +199,20 @@ def test_show_by_entity_name(cli: Cli, tmp_path: Path) -> None:
     exc = cli.error("health", "show", "cluster-a", *at)
     assert isinstance(exc, DefinitionError)
     assert "entity 'cluster-a' is in prod, qa: say which" in str(exc)
+
+
+def test_report_by_entity_alone(cli: Cli) -> None:
+    report(cli, "n1", "HEALTHY", MONDAY)  # cluster-a registers in prod
+    said = cli(
+        "health", "report", "cluster-a", "--node", "n2", "--state", "ERROR", "--version",
+        "1.0.0", "--at", "2026-01-05T10:00:00Z",
+    )  # fmt: skip
+    assert said.strip() == "health report of cluster-a/n2 in prod recorded"
+    shown = cli(
+        "health", "show", "cluster-a", "--release", "shop@1.0.0", "--at", "2026-01-05T11:00Z"
+    )
+    assert shown.startswith("cluster-a: unhealthy  soak 2h  healthy 0s")
+    exc = cli.error("health", "report", "prod", "--node", "n1", "--version", "1.0.0")
+    assert isinstance(exc, DefinitionError) and "'prod' is an environment" in str(exc)
+    exc = cli.error("health", "report", "cluster-new", "--node", "n1", "--version", "1.0.0")
+    assert isinstance(exc, NotFound)

@@ -49,10 +49,18 @@ def parse_at(text: str | None) -> datetime | None:
 @health_app.command("report")
 def report(
     ctx: typer.Context,
-    environment: str,
-    entity: str,
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="ENVIRONMENT",
+            help="The entity's environment; or the entity alone, when only one has it.",
+        ),
+    ],
     node: Annotated[str, typer.Option("--node", help="The node reporting.")],
     version: Annotated[str, typer.Option("--version", help="The version the node runs.")],
+    second: Annotated[
+        str | None, typer.Argument(metavar="ENTITY", help="The entity.", show_default=False)
+    ] = None,
     state: Annotated[
         str | None,
         typer.Option(
@@ -65,9 +73,23 @@ def report(
     at: AtOption = None,
 ) -> None:
     """Record one health report of a node of an entity in an environment."""
-    stored = cv_of(ctx).report_health(
-        environment, entity, node, not not_live, state, version, parse_at(at)
-    )
+    cv = cv_of(ctx)
+    if second is not None:
+        environment, entity = first, second
+    else:
+        environment, named = cv.where_is(first)
+        if named is None:
+            raise DefinitionError(
+                Problem(
+                    f"'{first}' is an environment: name the entity too, "
+                    f"`health report {first} ENTITY ...`",
+                    "command line",
+                    None,
+                    "ENTITY",
+                )
+            )
+        entity = named
+    stored = cv.report_health(environment, entity, node, not not_live, state, version, parse_at(at))
     what = "recorded" if stored else "already recorded"
     out.print(f"health report of {entity}/{node} in {environment} {what}", markup=False)
 
