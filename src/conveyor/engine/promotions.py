@@ -112,6 +112,16 @@ def _gates(
     ctx = gate_context(pc.session, release, p, upstream, phase, pc.now, pc.environments, pc.health)
     waits: list[Wait] = []
     turns: list[datetime] = []  # when a passing gate may turn
+    stored = {
+        row.position: row
+        for row in pc.session.scalars(
+            select(GateResultRow).where(
+                GateResultRow.promotion_id == p.id,
+                GateResultRow.generation == p.generation,
+                GateResultRow.stage == stage.key,
+            )
+        )
+    }
     for position, entry in enumerate(stage.gates):
         ((kind, raw),) = entry.items()
         gate = pc.registry.gates.get(kind)
@@ -120,7 +130,7 @@ def _gates(
             result = Fail(f"unknown gate kind '{kind}'")
         else:
             result = gate.evaluate(gate.Settings.model_validate(raw or {}), ctx)
-        _store_gate(pc, p, stage.key, position, kind, result)
+        _store_gate(pc, p, stage.key, stored.get(position), position, kind, result)
         if isinstance(result, Recall):
             recall.recall(pc.session, release, f"{kind}: {result.reason}", pc.actor, pc.now)
             pc.cancel_tasks(release.id, None)
@@ -148,16 +158,14 @@ def _gates(
 
 
 def _store_gate(
-    pc: PassContext, p: PromotionRow, stage: str, position: int, kind: str, result: GateResult
+    pc: PassContext,
+    p: PromotionRow,
+    stage: str,
+    row: GateResultRow | None,
+    position: int,
+    kind: str,
+    result: GateResult,
 ) -> None:
-    row = pc.session.scalars(
-        select(GateResultRow).where(
-            GateResultRow.promotion_id == p.id,
-            GateResultRow.generation == p.generation,
-            GateResultRow.stage == stage,
-            GateResultRow.position == position,
-        )
-    ).first()
     if row is None:
         row = GateResultRow(
             promotion_id=p.id, generation=p.generation, stage=stage, position=position, kind=kind

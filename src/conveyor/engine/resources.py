@@ -67,14 +67,26 @@ def _current(row: ResourceRow) -> Current:
     return Current(row.kind, row.name, row.revision, labels, spec, doc)
 
 
+# Definitions change only through `apply` and `delete`; a session (one pass, one command)
+# reads them once per kind, parsed, instead of at every gate or report that needs one.
+_CACHE = "conveyor.resources.current"
+
+
 def list_current(session: Session, kind: str | None = None) -> list[Current]:
-    return [_current(r) for r in _latest(session, kind)]
+    cache: dict[str | None, list[Current]] = session.info.setdefault(_CACHE, {})
+    if kind not in cache:
+        cache[kind] = [_current(r) for r in _latest(session, kind)]
+    return cache[kind]
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_CACHE, None)
 
 
 def get_current(session: Session, kind: str, name: str) -> Current:
-    for r in _latest(session, kind):
-        if r.name == name:
-            return _current(r)
+    for c in list_current(session, kind):
+        if c.name == name:
+            return c
     raise NotFound(f"{kind}/{name} does not exist (see `conveyor get {kind}`)")
 
 
@@ -141,6 +153,7 @@ def apply(
             {"revision": revision, **d.document},
         )
         outcome.append((d, "configured" if old else "created"))
+    _forget(session)
     return outcome
 
 
@@ -196,4 +209,5 @@ def delete(session: Session, kind: str, name: str, actor: str, now: Any) -> int:
         )
     )
     audit.append(session, now, actor, "delete", c.ref, c.document, None)
+    _forget(session)
     return c.revision + 1
