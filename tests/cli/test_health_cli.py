@@ -216,3 +216,9 @@ def test_report_by_entity_alone(cli: Cli) -> None:
     assert isinstance(exc, DefinitionError) and "'prod' is an environment" in str(exc)
     exc = cli.error("health", "report", "cluster-new", "--node", "n1", "--version", "1.0.0")
     assert isinstance(exc, NotFound)
+
+
+def test_show_without_a_release_needs_one_deployed(cli: Cli) -> None:
+    report(cli, "n1", "HEALTHY", MONDAY)
+    exc = cli.error("health", "show", "prod")
+    assert isinstance(exc, NotFound) and "name one with --release" in str(exc)

@@ -294,3 +294,15 @@ def test_health_pulled_by_a_probe_promotes(
     cv.run_until_idle()
     prod = {n.node: n for n in cv.show("shop@1.0.0").nodes}["prod"]
     assert prod.state == "succeeded" and prod.started_at == probed_at + 2 * H
+
+
+def test_what_runs_in_an_environment_follows_recalls(cv: Conveyor, clock: ManualClock) -> None:
+    apply_yaml(cv, DEFS)
+    with pytest.raises(NotFound, match="no release has succeeded in prod yet"):
+        cv.running("prod")
+    promote(cv, clock, "1.0.0")
+    promote(cv, clock, "1.1.0")
+    assert cv.running("prod") == "shop@1.1.0"
+    cv.recall("shop@1.1.0", "bad")
+    cv.run_until_idle()
+    assert cv.running("prod") == "shop@1.0.0"

@@ -136,7 +136,10 @@ def show(
     place: Annotated[
         str, typer.Argument(metavar="ENVIRONMENT|ENTITY", help="An environment, or an entity.")
     ],
-    release: Annotated[str, typer.Option("--release", help="PRODUCT@VERSION")],
+    release: Annotated[
+        str | None,
+        typer.Option("--release", help="PRODUCT@VERSION. Default: what runs there now."),
+    ] = None,
     entity: Annotated[str | None, typer.Option("--entity", help="Only this entity.")] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
     at: AtOption = None,
@@ -146,9 +149,9 @@ def show(
         raise DefinitionError(
             Problem(f"unknown output '{output}': use text or json", "command line", None, "-o")
         )
-    product, version = parse_ref(release)
     cv = cv_of(ctx)
     environment, named = cv.where_is(place)
+    product, version = parse_ref(release or cv.running(environment))
     if named is not None and entity not in (None, named):
         raise DefinitionError(
             Problem(f"'{place}' is an entity: leave --entity out", "command line", None, "--entity")

@@ -35,9 +35,9 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from conveyor.clock import Clock, utc
+from conveyor.clock import Clock
 from conveyor.engine import health, resources
-from conveyor.engine.rollback import deployed
+from conveyor.engine.rollback import current_release
 from conveyor.errors import ConveyorError
 from conveyor.health.timeline import HealthState
 from conveyor.model.definitions import EnvironmentSpec, ProbeDef
@@ -227,7 +227,8 @@ class Prober:
             version = answer.version
             if version is None:
                 if env not in versions:
-                    versions[env] = running_version(session, env)
+                    running = current_release(session, env)
+                    versions[env] = running.version if running else None
                 version = versions[env]
             if version is None:
                 why = f"no release has succeeded in {env} yet and the answer names no version"
@@ -336,21 +337,6 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def running_version(session: Session, environment: str) -> str | None:
-    """The version of the release that most recently succeeded in `environment`, any product."""
-    newest: tuple[datetime, int, str] | None = None
-    for product in resources.products(session):
-        history = deployed(session, environment, product)
-        if not history:
-            continue
-        promotion, release = history[0]
-        finished = utc(promotion.finished_at or promotion.state_since)
-        candidate = (finished, promotion.id, release.version)
-        if newest is None or candidate[:2] > newest[:2]:
-            newest = candidate
-    return None if newest is None else newest[2]
 
 
 # --- credentials -------------------------------------------------------------------------

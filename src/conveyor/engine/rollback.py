@@ -50,6 +50,17 @@ def deployed(
     return [(p, r) for p, r in rows]
 
 
+def current_release(session: Session, environment: str) -> ReleaseRow | None:
+    """The release that most recently succeeded in `environment`, whatever its product."""
+    return session.scalars(
+        select(ReleaseRow)
+        .join(PromotionRow, PromotionRow.release_id == ReleaseRow.id)
+        .where(PromotionRow.environment == environment, PromotionRow.state == P.SUCCEEDED)
+        .order_by(PromotionRow.finished_at.desc(), PromotionRow.id.desc())
+        .limit(1)
+    ).first()
+
+
 def rollback(
     session: Session, environment: str, to: str, revert: bool, actor: str, now: datetime
 ) -> PromotionRow:

@@ -176,6 +176,17 @@ class Conveyor:
                 s, environment, product, version, at or self.clock.now(), entity
             )
 
+    def running(self, environment: str) -> str:
+        """PRODUCT@VERSION of the release that last succeeded in `environment`."""
+        with self.store.session() as s:
+            resources.get_current(s, "Environment", environment)
+            release = rollback.current_release(s, environment)
+        if release is None:
+            raise NotFound(
+                f"no release has succeeded in {environment} yet: name one with --release"
+            )
+        return f"{release.product}@{release.version}"
+
     def where_is(self, name: str) -> tuple[str, str | None]:
         """(environment, entity) for `health show NAME`: an environment's name, else an
         entity's, when exactly one environment has an entity of that name."""
