@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
-import json
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
 
 from conveyor.actions import git_kustomize, yamledit
 from conveyor.actions.base import ActionContext, ActionResult
 from conveyor.actions.git_kustomize import KustomizeSetImageAction, KustomizeSetImageSettings
-from conveyor.clock import ManualClock
-from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
 from conveyor.errors import DefinitionError, TerminalError
-from conveyor.store import open_store
+from tests.actions.helpers import diff, first_call, one_task_policy, promote
 from tests.conftest import BASE, DIGEST, apply_yaml
 from tests.gitrepos import bare_repo, git, git_daemon, log, outside_push, show
 
@@ -83,12 +78,6 @@ def set_image(tmp_path: Path, bare: Path | str, **settings: Any) -> ActionResult
     url = bare if isinstance(bare, str) else f"file://{bare}"
     raw = {"repo": url, "path": OVERLAY, "image": "web", **settings}
     return KustomizeSetImageAction().run(ctx(tmp_path, raw))
-
-
-def diff(before: str, after: str) -> tuple[list[str], list[str]]:
-    """(removed, added) lines."""
-    lines = list(difflib.ndiff(before.splitlines(), after.splitlines()))
-    return [x[2:] for x in lines if x[:2] == "- "], [x[2:] for x in lines if x[:2] == "+ "]
 
 
 # --- what the file ends up saying -------------------------------------------------------
@@ -254,13 +243,9 @@ def test_a_push_racing_on_another_file_is_rebased_onto(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bare = repo(tmp_path)
-    real = git_kustomize.set_image
-
-    def someone_pushes_first(doc: CommentedMap, image: str, wanted: dict[str, Any]) -> bool:
-        outside_push(bare, tmp_path / "other", "apps/web/overlays/qa/notes.txt", "qa\n")
-        return real(doc, image, wanted)
-
-    monkeypatch.setattr(git_kustomize, "set_image", someone_pushes_first)
+    other = "apps/web/overlays/qa/notes.txt"
+    push = partial(outside_push, bare, tmp_path / "other", other, "qa\n")
+    first_call(monkeypatch, git_kustomize, "set_image", push)
     result = set_image(tmp_path, bare, newName="*", newTag="1.2.3")
     assert result.ok and "rebase" in result.output, result
     assert '    newTag: "1.2.3"  # promoted' in show(bare, "main", FILE)
@@ -272,13 +257,8 @@ def test_a_conflicting_push_fails_naming_the_file_and_keeps_theirs(
 ) -> None:
     bare = repo(tmp_path)
     theirs = KUSTOMIZATION.replace('"1.0.0"', '"1.1.0-hotfix"')
-    real = git_kustomize.set_image
-
-    def someone_edits_the_same_line(doc: CommentedMap, image: str, wanted: dict[str, Any]) -> bool:
-        outside_push(bare, tmp_path / "other", FILE, theirs)
-        return real(doc, image, wanted)
-
-    monkeypatch.setattr(git_kustomize, "set_image", someone_edits_the_same_line)
+    push = partial(outside_push, bare, tmp_path / "other", FILE, theirs)
+    first_call(monkeypatch, git_kustomize, "set_image", push)
     with pytest.raises(TerminalError, match=r"kustomization\.yaml"):
         set_image(tmp_path, bare, newName="*", newTag="1.2.3")
     assert show(bare, "main", FILE) == theirs
@@ -359,23 +339,8 @@ def test_a_file_that_is_not_a_kustomization_is_refused(tmp_path: Path) -> None:
 # --- through a Conveyor ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def conveyor(tmp_path: Path, clock: ManualClock) -> Iterator[Conveyor]:
-    registry = default_registry(plugins=False)
-    if KustomizeSetImageAction.name not in registry.actions:
-        registry.add_action(KustomizeSetImageAction())
-    work = tmp_path / "work"
-    work.mkdir()
-    c = Conveyor(open_store(f"sqlite:///{tmp_path / 'c.db'}"), clock, registry, "t", work)
-    yield c
-    c.close()
-
-
 def policy(**with_: Any) -> str:
-    task = {"name": "overlay", "uses": "git.kustomize-set-image", "with": with_}
-    spec = {"workflow": {"steps": [{"name": "deploy", "tasks": [task]}]}}
-    doc = {"apiVersion": "conveyor.dev/v1", "kind": "PromotionPolicy"}
-    return "---\n" + json.dumps({**doc, "metadata": {"name": "overlays"}, "spec": spec}) + "\n"
+    return one_task_policy("overlays", "overlay", "git.kustomize-set-image", with_)
 
 
 @pytest.mark.parametrize(
@@ -388,41 +353,23 @@ def policy(**with_: Any) -> str:
     ],
 )
 def test_bad_definitions_are_refused_at_apply(
-    conveyor: Conveyor, with_: dict[str, Any], field: str, message: str
+    cv: Conveyor, with_: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(DefinitionError, match=message) as info:
-        apply_yaml(conveyor, BASE + policy(repo="file:///r", image="web", **with_))
+        apply_yaml(cv, BASE + policy(repo="file:///r", image="web", **with_))
     assert any(field in p.field for p in info.value.problems), info.value.problems
 
 
-def test_a_promotion_sets_the_digest_of_the_release(conveyor: Conveyor, tmp_path: Path) -> None:
+def test_a_promotion_sets_the_digest_of_the_release(cv: Conveyor, tmp_path: Path) -> None:
     bare = bare_repo(tmp_path, "ops", {"overlays/dev/kustomization.yaml": KUSTOMIZATION})
-    flow = {"version": "1.00", "product": "shop", "triggerEnvironment": "dev"}
-    apply_yaml(
-        conveyor,
-        BASE
-        + policy(
-            repo=f"file://{bare}",
-            path="overlays/${{ environment.name }}",
-            image="web",
-            newName="*",
-            digest="${{ artifacts.web.digest }}",
-        )
-        + "---\n"
-        + json.dumps(
-            {
-                "apiVersion": "conveyor.dev/v1",
-                "kind": "PromotionFlow",
-                "metadata": {"name": "main"},
-                "spec": flow,
-            }
-        )
-        + "\n",
+    task = policy(
+        repo=f"file://{bare}",
+        path="overlays/${{ environment.name }}",
+        image="web",
+        newName="*",
+        digest="${{ artifacts.web.digest }}",
     )
-    conveyor.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
-    conveyor.trigger("main", "shop@1.0.0")
-    conveyor.engine.run_until_idle(max_passes=200)
-    assert conveyor.show("shop@1.0.0").status == "succeeded", conveyor.show("shop@1.0.0")
+    promote(cv, task, "1.0.0")
     text = show(bare, "main", "overlays/dev/kustomization.yaml")
     assert diff(KUSTOMIZATION, text) == (
         ['    newTag: "1.0.0"  # promoted'],

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conveyor.actions import git_merge
+from conveyor.actions import git_merge, gitrefs
 from conveyor.actions.base import ActionContext
 from conveyor.actions.git_merge import MergeAction, MergeSettings
 from conveyor.actions.gitrepo import Git
@@ -125,7 +125,7 @@ def test_race_with_an_outside_push_redoes_the_merge_and_keeps_their_commit(
 ) -> None:
     bare = bare_repo(tmp_path, "ops", {"a.txt": "0\n"})
     staged = on_branch(bare, tmp_path / "w", "staging", "b.txt", "staged\n")
-    real = git_merge.push_once
+    real = gitrefs.push_once
     theirs: list[str] = []
 
     def someone_pushes_first(g: Git, refspec: str, *options: str) -> bool:

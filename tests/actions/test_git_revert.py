@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from conveyor.actions.git_merge import MergeAction
 from conveyor.actions.git_revert import RevertAction, RevertSettings
 from conveyor.actions.gitrepo import Git, GitSettings, commit_and_push, push
 from conveyor.errors import TerminalError
+from tests.actions.helpers import while_busy
 from tests.gitrepos import bare_repo, git, git_daemon, log, outside_push, show
 
 
@@ -158,35 +160,22 @@ def test_values_that_merely_contain_options_are_searched_for_as_data(
 
 
 def test_a_batch_commit_is_reverted_for_one_environment_only(tmp_path: Path) -> None:
-    import threading
-
-    from conveyor.actions.gitrepo import WorkingCopies, remote_url
-
     bare = bare_repo(tmp_path, "ops", {"eu.txt": "1.0\n", "asia.txt": "1.0\n"})
     settings = GitSettings(repo=f"file://{bare}", batch=True)
-    copies = WorkingCopies.under(tmp_path / "data")
-    path = copies.path(remote_url(settings.repo, tmp_path), "main")
 
-    def promote_to(env: str, file: str) -> None:
+    def promote_to(env: str, file: str) -> Callable[[], None]:
         def edit(root: Path) -> list[str]:
             (root / file).write_text("1.2.3\n")
             return [file]
 
-        assert commit_and_push(ctx(tmp_path, {}, env=env), settings, edit, env).ok
+        def call() -> None:
+            assert commit_and_push(ctx(tmp_path, {}, env=env), settings, edit, env).ok
 
-    with copies.lock(path):  # both arrive while the branch is busy: one shared commit
-        threads = [
-            threading.Thread(target=promote_to, args=a)
-            for a in (("prod-eu", "eu.txt"), ("prod-asia", "asia.txt"))
-        ]
-        for t in threads:
-            t.start()
-        for _ in range(200):
-            if len(copies._waiting.get(path, [])) == 2:
-                break
-            threading.Event().wait(0.01)
-    for t in threads:
-        t.join(timeout=60)
+        return call
+
+    # Both arrive while the branch is busy: one shared commit.
+    calls = [promote_to("prod-eu", "eu.txt"), promote_to("prod-asia", "asia.txt")]
+    while_busy(tmp_path / "data", tmp_path, settings, calls)
     assert len(log(bare)) == 2, "one commit for both environments"
 
     result = RevertAction().run(ctx(tmp_path, {"repo": f"file://{bare}"}, env="prod-eu"))

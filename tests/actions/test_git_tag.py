@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from conveyor.actions.base import ActionContext
-from conveyor.actions.git_merge import push_once
 from conveyor.actions.git_tag import TagAction, TagSettings
+from conveyor.actions.gitrefs import push_once
 from conveyor.actions.gitrepo import Git
 from conveyor.errors import TerminalError
 from tests.gitrepos import bare_repo, git, git_daemon, outside_push

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
-import json
 import subprocess
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml.comments import CommentedMap
 
 from conveyor.actions import yamledit
 from conveyor.actions.base import ActionContext, ActionResult
 from conveyor.actions.git_yaml_set import YamlSetAction, YamlSetSettings
-from conveyor.clock import ManualClock
-from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
 from conveyor.errors import DefinitionError, TerminalError
-from conveyor.store import open_store
+from tests.actions.helpers import diff, first_call, one_task_policy, promote
 from tests.conftest import BASE, DIGEST, apply_yaml
 from tests.gitrepos import bare_repo, git, git_daemon, log, outside_push, show
 
@@ -62,12 +57,6 @@ def yaml_set(tmp_path: Path, bare: Path | str, values: dict[str, Any], **more: A
     url = bare if isinstance(bare, str) else f"file://{bare}"
     raw = {"repo": url, "file": FILE, "set": values, **more}
     return YamlSetAction().run(ctx(tmp_path, raw))
-
-
-def diff(before: str, after: str) -> tuple[list[str], list[str]]:
-    """(removed, added) lines."""
-    lines = list(difflib.ndiff(before.splitlines(), after.splitlines()))
-    return [x[2:] for x in lines if x[:2] == "- "], [x[2:] for x in lines if x[:2] == "+ "]
 
 
 def test_sets_keys_touching_their_lines_only(tmp_path: Path) -> None:
@@ -140,13 +129,9 @@ def test_a_push_racing_on_another_file_is_rebased_onto(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bare = repo(tmp_path)
-    real = yamledit.set_path
-
-    def someone_pushes_first(doc: CommentedMap, path: str, value: Any) -> bool:
-        outside_push(bare, tmp_path / "other", "charts/web/values-qa.yaml", "image: {}\n")
-        return real(doc, path, value)
-
-    monkeypatch.setattr(yamledit, "set_path", someone_pushes_first)
+    other = "charts/web/values-qa.yaml"
+    push = partial(outside_push, bare, tmp_path / "other", other, "image: {}\n")
+    first_call(monkeypatch, yamledit, "set_path", push)
     result = yaml_set(tmp_path, bare, {"image.tag": "1.2.3"})
     assert result.ok and "rebase" in result.output, result
     assert '    tag: "1.2.3"    # promoted' in show(bare, "main", FILE)
@@ -158,13 +143,8 @@ def test_a_conflicting_push_fails_naming_the_file_and_keeps_theirs(
 ) -> None:
     bare = repo(tmp_path)
     theirs = VALUES.replace('"1.0.0"', '"1.1.0-hotfix"')
-    real = yamledit.set_path
-
-    def someone_edits_the_same_line(doc: CommentedMap, path: str, value: Any) -> bool:
-        outside_push(bare, tmp_path / "other", FILE, theirs)
-        return real(doc, path, value)
-
-    monkeypatch.setattr(yamledit, "set_path", someone_edits_the_same_line)
+    push = partial(outside_push, bare, tmp_path / "other", FILE, theirs)
+    first_call(monkeypatch, yamledit, "set_path", push)
     with pytest.raises(TerminalError, match=r"values-prod\.yaml"):
         yaml_set(tmp_path, bare, {"image.tag": "1.2.3"})
     assert show(bare, "main", FILE) == theirs
@@ -237,23 +217,8 @@ def test_a_file_that_is_not_one_mapping_is_refused(tmp_path: Path) -> None:
 # --- through a Conveyor ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def conveyor(tmp_path: Path, clock: ManualClock) -> Iterator[Conveyor]:
-    registry = default_registry(plugins=False)
-    if YamlSetAction.name not in registry.actions:
-        registry.add_action(YamlSetAction())
-    work = tmp_path / "work"
-    work.mkdir()
-    c = Conveyor(open_store(f"sqlite:///{tmp_path / 'c.db'}"), clock, registry, "t", work)
-    yield c
-    c.close()
-
-
 def policy(**with_: Any) -> str:
-    task = {"name": "values", "uses": "git.yaml-set", "with": with_}
-    spec = {"workflow": {"steps": [{"name": "deploy", "tasks": [task]}]}}
-    doc = {"apiVersion": "conveyor.dev/v1", "kind": "PromotionPolicy"}
-    return "---\n" + json.dumps({**doc, "metadata": {"name": "values"}, "spec": spec}) + "\n"
+    return one_task_policy("values", "values", "git.yaml-set", with_)
 
 
 @pytest.mark.parametrize(
@@ -266,23 +231,17 @@ def policy(**with_: Any) -> str:
     ],
 )
 def test_bad_definitions_are_refused_at_apply(
-    conveyor: Conveyor, with_: dict[str, Any], field: str, message: str
+    cv: Conveyor, with_: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(DefinitionError, match=message) as info:
-        apply_yaml(conveyor, BASE + policy(repo="file:///r", **with_))
+        apply_yaml(cv, BASE + policy(repo="file:///r", **with_))
     assert any(field in p.field for p in info.value.problems), info.value.problems
 
 
-def test_a_promotion_sets_the_values_of_the_release(conveyor: Conveyor, tmp_path: Path) -> None:
+def test_a_promotion_sets_the_values_of_the_release(cv: Conveyor, tmp_path: Path) -> None:
     bare = repo(tmp_path)
-    flow = {"version": "1.00", "product": "shop", "triggerEnvironment": "dev"}
-    flow_doc = {"apiVersion": "conveyor.dev/v1", "kind": "PromotionFlow", "metadata": {"name": "f"}}
     with_ = {"repo": f"file://{bare}", "file": FILE, "set": {"image.tag": "${{ release.version }}"}}
-    apply_yaml(conveyor, BASE + policy(**with_) + "---\n" + json.dumps({**flow_doc, "spec": flow}))
-    conveyor.create_release("shop", "2.0.0", {"web": f"registry.local/web@{DIGEST}"})
-    conveyor.trigger("f", "shop@2.0.0")
-    conveyor.engine.run_until_idle(max_passes=200)
-    assert conveyor.show("shop@2.0.0").status == "succeeded", conveyor.show("shop@2.0.0")
+    promote(cv, policy(**with_), "2.0.0")
     assert diff(VALUES, show(bare, "main", FILE)) == (
         ['    tag: "1.0.0"    # promoted'],
         ['    tag: "2.0.0"    # promoted'],

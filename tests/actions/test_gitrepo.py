@@ -10,6 +10,7 @@ import pytest
 from conveyor.actions.base import ActionContext
 from conveyor.actions.gitrepo import GitSettings, commit_and_push, inside
 from conveyor.errors import TerminalError
+from tests.actions.helpers import while_busy
 from tests.gitrepos import bare_repo, git, git_daemon, log, outside_push, show
 
 TEMPLATE = {
@@ -18,10 +19,10 @@ TEMPLATE = {
 }
 
 
-def ctx(tmp_path: Path, promotion: int = 7) -> ActionContext:
+def ctx(tmp_path: Path, promotion: int = 7, env: str = "prod") -> ActionContext:
     return ActionContext(
         raw={},
-        template=TEMPLATE,
+        template={**TEMPLATE, "environment": {**TEMPLATE["environment"], "name": env}},
         workdir=tmp_path,
         timeout_s=60,
         data_dir=tmp_path / "data",
@@ -117,41 +118,20 @@ def test_option_like_repo_and_branch_are_refused() -> None:
 
 
 def test_batch_shares_one_commit_among_a_releases_waiting_promotions(tmp_path: Path) -> None:
-    import threading
-
-    from conveyor.actions.gitrepo import WorkingCopies, remote_url
-
     bare = bare_repo(tmp_path, "ops", {"README.md": "x\n"})
     settings = GitSettings(repo=f"file://{bare}", batch=True)
-    copies = WorkingCopies.under(tmp_path / "data")
-    path = copies.path(remote_url(settings.repo, tmp_path), "main")
     results = {}
 
-    def promote(env: str, promotion: int) -> None:
-        template = {**TEMPLATE, "environment": {**TEMPLATE["environment"], "name": env}}
-        c = ActionContext(
-            raw={},
-            template=template,
-            workdir=tmp_path,
-            timeout_s=60,
-            data_dir=tmp_path / "data",
-            promotion_id=promotion,
-        )
-        results[env] = commit_and_push(c, settings, writer(f"{env}.txt", "1.2.3\n"), env)
+    def promote(env: str, promotion: int) -> Callable[[], None]:
+        def call() -> None:
+            c = ctx(tmp_path, promotion, env)
+            results[env] = commit_and_push(c, settings, writer(f"{env}.txt", "1.2.3\n"), env)
 
-    with copies.lock(path):  # the branch is busy while both promotions arrive
-        threads = [
-            threading.Thread(target=promote, args=(e, n))
-            for n, e in enumerate(["prod-eu", "prod-asia"], 1)
-        ]
-        for t in threads:
-            t.start()
-        for _ in range(200):
-            if len(copies._waiting.get(path, [])) == 2:
-                break
-            threading.Event().wait(0.01)
-    for t in threads:
-        t.join(timeout=60)
+        return call
+
+    # The branch is busy while both promotions arrive.
+    calls = [promote(e, n) for n, e in enumerate(["prod-eu", "prod-asia"], 1)]
+    while_busy(tmp_path / "data", tmp_path, settings, calls)
     assert all(r.ok for r in results.values())
     (subject, first) = log(bare)
     assert first == "start"

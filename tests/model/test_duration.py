@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conveyor.model.definitions import ProbeDef
 from conveyor.model.duration import check_limit, format_duration, parse_duration
 
 UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -158,3 +159,10 @@ def test_parse_refuses_durations_too_large_to_represent(text: str | int) -> None
     # The contract is a ValueError with a hint; validation turns only ValueError into a problem.
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("field", ["interval", "timeout"])
+def test_a_probe_limit_names_the_field_over_it(field: str) -> None:
+    probe = {"entity": "cluster-a", "url": "http://127.0.0.1/health", field: "2d"}
+    with pytest.raises(ValueError, match=f"{field} 2d is over its limit of 1d"):
+        ProbeDef.model_validate(probe)

@@ -3,117 +3,25 @@
 from __future__ import annotations
 
 import itertools
-import textwrap
 from typing import Any
 
 import pytest
 
 from conveyor.engine.service import Conveyor
-from conveyor.errors import Conflict, DefinitionError, Problem
+from conveyor.errors import Conflict, DefinitionError
 from conveyor.spec import load_text
-from tests.conftest import BASE, DIGEST, apply_yaml
-
-FILE = "defs.yaml"
-
-# A valid document put in front of every bad batch: it must not be stored either.
-STAGING = """\
-apiVersion: conveyor.dev/v1
-kind: Environment
-metadata: {name: staging}
-spec: {type: non-production}
----
-"""
-
-FLOW_HEAD = """\
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1"
-  product: PRODUCT
-  triggerEnvironment: dev
-"""
-
-POLICY_HEAD = """\
-apiVersion: conveyor.dev/v1
-kind: PromotionPolicy
-metadata: {name: checks}
-spec:
-"""
-
-
-def block(text: str, indent: int) -> str:
-    """A dedented YAML fragment, indented to sit under a key at `indent` spaces."""
-    return textwrap.indent(textwrap.dedent(text).lstrip("\n"), " " * indent)
-
-
-def flow(nodes: str, product: str = "shop", extra: str = "") -> str:
-    """A flow document whose `environments:` list is `nodes`, and `extra` spec fields."""
-    return (
-        FLOW_HEAD.replace("PRODUCT", product)
-        + "  environments:\n"
-        + block(nodes, 4)
-        + (block(extra, 2) if extra else "")
-    )
-
-
-def policy(spec: str) -> str:
-    return POLICY_HEAD + block(spec, 2)
-
-
-def doc(text: str) -> str:
-    return textwrap.dedent(text).lstrip("\n")
-
-
-def line_of(text: str, marker: str, nth: int = 1) -> int:
-    """The 1-based line of the `nth` line of `text` that contains `marker`."""
-    hits = [i + 1 for i, line in enumerate(text.splitlines()) if marker in line]
-    assert len(hits) >= nth, f"{marker!r} occurs {len(hits)} times in the test text"
-    if nth == 1:
-        assert len(hits) == 1, f"{marker!r} is ambiguous in the test text: lines {hits}"
-    return hits[nth - 1]
-
-
-def stored(cv: Conveyor) -> dict[str, list[tuple[str, int]]]:
-    return {
-        kind: sorted((c.name, c.revision) for c in cv.get(kind))
-        for kind in ("Product", "Environment", "PromotionFlow", "PromotionPolicy")
-    }
-
-
-def refused(cv: Conveyor, text: str) -> list[Problem]:
-    """Apply `text`, expect a DefinitionError, and check nothing was applied."""
-    before = stored(cv)
-    with pytest.raises(DefinitionError) as info:
-        cv.apply(docs=load_text(text, FILE))
-    assert stored(cv) == before
-    assert "staging" not in {c.name for c in cv.get("Environment")}
-    assert info.value.problems, "a DefinitionError lists its problems"
-    return info.value.problems
-
-
-def problem_at(problems: list[Problem], field: str) -> Problem:
-    found = [p for p in problems if p.field == field]
-    assert found, f"no problem at {field}; got {[(p.field, p.message) for p in problems]}"
-    return found[0]
-
-
-def check(
-    cv: Conveyor, text: str, field: str, marker: str, *contains: str, nth: int = 1
-) -> Problem:
-    problem = problem_at(refused(cv, text), field)
-    assert problem.file == FILE
-    assert problem.line == line_of(text, marker, nth), problem
-    for word in contains:
-        assert word in problem.message, problem
-    return problem
-
-
-@pytest.fixture
-def base(cv: Conveyor) -> Conveyor:
-    apply_yaml(cv, BASE, "base.yaml")
-    return cv
-
+from tests.conftest import BASE, DIGEST
+from tests.spec.helpers import (
+    FILE,
+    STAGING,
+    check,
+    doc,
+    flow,
+    line_of,
+    policy,
+    refused,
+    stored,
+)
 
 # --- YAML and the envelope -----------------------------------------------------------
 
@@ -127,14 +35,10 @@ def test_malformed_yaml_names_file_and_line(base: Conveyor) -> None:
            labels: {tier: x}
         spec: {}
     """)
-    before = stored(base)
-    with pytest.raises(DefinitionError) as info:
-        base.apply(docs=load_text(text, FILE))
-    (problem,) = info.value.problems
+    (problem,) = refused(base, text)
     assert problem.file == FILE
     assert problem.line == line_of(text, "labels: {tier: x}")
     assert "YAML" in problem.message
-    assert stored(base) == before
 
 
 def test_malformed_yaml_unclosed_flow_mapping(cv: Conveyor) -> None:
@@ -332,184 +236,6 @@ def test_node_depending_on_itself(base: Conveyor) -> None:
             - qa
     """)
     check(base, text, "spec.environments[0].dependsOn[1]", "        - qa", "itself")
-
-
-# --- gates, thresholds, templates, plugins -------------------------------------------
-
-
-def test_timed_gate_over_31_days(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        gates:
-          - timed: {duration: 32d}
-    """)
-    check(base, text, "spec.gates[0].timed.duration", "32d", "32d", "31d")
-
-
-def test_timed_gate_with_a_duration_too_large_to_represent(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        gates:
-          - timed:
-              duration: 9999999999d
-    """)
-    check(base, text, "spec.gates[0].timed.duration", "9999999999d")
-
-
-def test_task_timeout_over_one_day(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        workflow:
-          steps:
-            - name: deploy
-              tasks:
-                - name: push
-                  uses: run
-                  timeout: 2d
-                  with: {args: [echo]}
-    """)
-    check(base, text, "spec.workflow.steps[0].tasks[0].timeout", "timeout: 2d", "2d", "1d")
-
-
-def test_timed_gate_at_31_days_is_accepted(base: Conveyor) -> None:
-    text = policy("""
-        gates:
-          - timed: {duration: 31d}
-    """)
-    base.apply(docs=load_text(text, FILE))
-    assert [c.name for c in base.get("PromotionPolicy")] == ["checks"]
-
-
-def test_malformed_duration_in_a_node_policy(base: Conveyor) -> None:
-    text = STAGING + flow("""
-        - name: qa
-          dependsOn: [dev]
-          policy:
-            verify:
-              - timed:
-                  duration: 2 hours
-    """)
-    field = "spec.environments[0].policy.verify[0].timed.duration"
-    check(base, text, field, "2 hours", "2 hours")
-
-
-@pytest.mark.parametrize(
-    ("field", "value"), [("healthyThreshold", "1.5"), ("unhealthyThreshold", "-0.1")]
-)
-def test_threshold_outside_zero_one(base: Conveyor, field: str, value: str) -> None:
-    text = STAGING + doc(f"""
-        apiVersion: conveyor.dev/v1
-        kind: Product
-        metadata: {{name: cart}}
-        spec:
-          rolloutCriteria: {{{field}: {value}}}
-    """)
-    check(base, text, f"spec.rolloutCriteria.{field}", "rolloutCriteria")
-    assert [c.name for c in base.get("Product")] == ["shop"]
-
-
-def test_thresholds_at_the_bounds_are_accepted(cv: Conveyor) -> None:
-    text = """
-        apiVersion: conveyor.dev/v1
-        kind: Product
-        metadata: {name: cart}
-        spec:
-          rolloutCriteria: {healthyThreshold: 1.0, unhealthyThreshold: 0.0}
-    """
-    apply_yaml(cv, text)
-    (product,) = cv.get("Product")
-    assert product.spec.rolloutCriteria.healthyThreshold == 1.0
-    assert product.spec.rolloutCriteria.unhealthyThreshold == 0.0
-
-
-def test_template_naming_unknown_values(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        workflow:
-          steps:
-            - name: deploy
-              tasks:
-                - name: push
-                  uses: run
-                  with:
-                    args:
-                      - echo
-                      - "v${{ release.nme }}"
-                      - "${{ relase.version }}"
-    """)
-    problems = refused(base, text)
-    where = "spec.workflow.steps[0].tasks[0].with.args"
-    first = problem_at(problems, f"{where}[1]")
-    second = problem_at(problems, f"{where}[2]")
-    assert first.line == line_of(text, "release.nme")
-    assert second.line == line_of(text, "relase.version")
-    assert "release.nme" in first.message
-    assert "relase.version" in second.message
-    # The hint names what does exist.
-    assert "version" in first.message
-    assert "release" in second.message
-    assert first.file == second.file == FILE
-
-
-def test_template_naming_a_group(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        hooks:
-          onStart:
-            - name: note
-              uses: run
-              with: {args: [echo, "${{ release.labels }}"]}
-    """)
-    check(base, text, "spec.hooks.onStart[0].with.args[1]", "release.labels", "group")
-
-
-def test_template_naming_a_known_value_is_accepted(base: Conveyor) -> None:
-    text = policy("""
-        verify:
-          - name: note
-            uses: run
-            with: {args: [echo, "${{ artifacts.web.digest }} ${{ release.labels.team }}"]}
-    """)
-    base.apply(docs=load_text(text, FILE))
-    assert [c.name for c in base.get("PromotionPolicy")] == ["checks"]
-
-
-def test_unknown_action_kind(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        workflow:
-          steps:
-            - name: deploy
-              tasks:
-                - name: push
-                  uses: nope
-    """)
-    check(base, text, "spec.workflow.steps[0].tasks[0].uses", "uses: nope", "nope", "run")
-
-
-def test_bad_action_settings(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        workflow:
-          steps:
-            - name: deploy
-              tasks:
-                - name: push
-                  uses: run
-                  with:
-                    argz: [echo]
-    """)
-    check(base, text, "spec.workflow.steps[0].tasks[0].with.argz", "argz", "argz")
-
-
-def test_unknown_gate_kind(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        gates:
-          - timed: {duration: 1h}
-          - approval: {count: 2}
-    """)
-    check(base, text, "spec.gates[1].approval", "approval", "approval", "timed")
-
-
-def test_gate_written_with_two_kinds(base: Conveyor) -> None:
-    text = STAGING + policy("""
-        gates:
-          - {timed: {duration: 1h}, releaseLabel: {key: qa}}
-    """)
-    check(base, text, "spec.gates[0]", "releaseLabel")
 
 
 # --- releases ------------------------------------------------------------------------

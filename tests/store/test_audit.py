@@ -210,3 +210,15 @@ def test_non_utc_timestamp_verifies(store: Store) -> None:
             "Product/web",
         )
     assert verify(store) == (1, [])
+
+
+def test_an_event_of_a_rolled_back_savepoint_is_not_linked_to(store: Store) -> None:
+    """A savepoint rolled back takes its events with it; the next one links past them."""
+    with store.session() as session:
+        first = audit.append(session, T0, "alice", "release.create", "web@1.2.3")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit.append(session, T0, "alice", "release.trigger", "web@1.2.3")
+            raise RuntimeError("the trigger was refused")
+        last = audit.append(session, T0, "alice", "release.create", "web@1.2.4")
+    assert last.prev_hash == first.hash
+    assert verify(store) == (2, [])

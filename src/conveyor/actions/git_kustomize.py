@@ -9,7 +9,6 @@ its comments and layout; a missing entry is added last, a missing `images:` at t
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,11 +20,11 @@ from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, r
 from conveyor.actions.git_yaml_set import edit_yaml
 from conveyor.actions.gitrepo import GitSettings, check_relative, commit_and_push, inside
 from conveyor.errors import TerminalError
+from conveyor.oci.reference import DIGEST
 
 FIELDS = ("newName", "newTag", "digest")  # in the order a new entry lists them
 KEEP = "*"  # kustomize's "keep what the entry has"
 FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")  # as kustomize
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")  # OCI grammar
 
 
 class KustomizeSetImageSettings(GitSettings):
@@ -43,7 +42,7 @@ class KustomizeSetImageSettings(GitSettings):
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: str | None) -> str | None:
-        if value and "${{" not in value and value != KEEP and not _DIGEST.match(value):
+        if value and "${{" not in value and value != KEEP and not DIGEST.match(value):
             raise ValueError(f"'{value}' is not a digest: write sha256:<64 hex digits>")
         return value
 

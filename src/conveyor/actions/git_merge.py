@@ -14,17 +14,8 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
-from conveyor.actions.gitrefs import conflicts, is_ancestor, push_once, ref_value, resolve, strict
-from conveyor.actions.gitrepo import (
-    PUSH_TRIES,
-    Git,
-    GitSettings,
-    WorkingCopies,
-    commit_message,
-    git_env,
-    remote_url,
-    sync,
-)
+from conveyor.actions.gitrefs import checkout, is_ancestor, push_once, ref_value, resolve, strict
+from conveyor.actions.gitrepo import PUSH_TRIES, Git, GitSettings, commit_message, conflicts, sync
 from conveyor.errors import TerminalError, TransientError
 
 
@@ -52,10 +43,7 @@ class MergeAction:
         settings = rendered_settings(MergeSettings, ctx)
         source, branch = strict("source", settings.source), strict("branch", settings.branch)
         message = commit_message(ctx, settings)
-        env, secrets = git_env(settings)
-        base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
-        url = remote_url(settings.repo, ctx.workdir)
-        with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
+        with checkout(ctx, settings, branch) as git:
             sha = resolve(git, source)  # pinned once: every retry merges the same commit
             for attempt in range(1, PUSH_TRIES + 1):
                 if attempt > 1:

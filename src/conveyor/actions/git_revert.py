@@ -14,17 +14,8 @@ from typing import ClassVar
 from pydantic import field_validator
 
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
-from conveyor.actions.gitrefs import conflicts, strict
-from conveyor.actions.gitrepo import (
-    PATH_TRAILER,
-    Git,
-    GitSettings,
-    WorkingCopies,
-    commit_message,
-    git_env,
-    push,
-    remote_url,
-)
+from conveyor.actions.gitrefs import checkout, strict
+from conveyor.actions.gitrepo import PATH_TRAILER, Git, GitSettings, commit_message, conflicts, push
 from conveyor.errors import TerminalError
 from conveyor.model.template import TemplateError, render
 
@@ -111,10 +102,7 @@ class RevertAction:
         branch = strict("branch", settings.branch)
         # The usual trailers (after the last blank line), and the subject if one was given.
         given, trailers = commit_message(ctx, settings).rsplit("\n\n", 1)
-        env, secrets = git_env(settings)
-        base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
-        url = remote_url(settings.repo, ctx.workdir)
-        with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
+        with checkout(ctx, settings, branch) as git:
             found = promotions_of(git, release, environment)
             if not found:
                 raise TerminalError(

@@ -14,16 +14,8 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
-from conveyor.actions.gitrefs import push_once, ref_value, resolve, strict
-from conveyor.actions.gitrepo import (
-    PUSH_TRIES,
-    Git,
-    GitSettings,
-    WorkingCopies,
-    commit_message,
-    git_env,
-    remote_url,
-)
+from conveyor.actions.gitrefs import checkout, push_once, ref_value, resolve, strict
+from conveyor.actions.gitrepo import PUSH_TRIES, Git, GitSettings, commit_message
 from conveyor.errors import TerminalError, TransientError
 
 
@@ -61,10 +53,7 @@ class TagAction:
         tag, branch = strict("tag", settings.tag), strict("branch", settings.branch)
         ref = strict("ref", settings.ref) if settings.ref is not None else branch
         message = commit_message(ctx, settings)
-        env, secrets = git_env(settings)
-        base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
-        url = remote_url(settings.repo, ctx.workdir)
-        with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
+        with checkout(ctx, settings, branch) as git:
             # git's own rules are the last word on what a tag may be called.
             if git("check-ref-format", f"refs/tags/{tag}", check=False).returncode != 0:
                 raise TerminalError(f"tag: '{tag}' is not a valid tag name")

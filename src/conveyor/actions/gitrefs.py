@@ -1,11 +1,14 @@
-"""Small helpers the branch, tag and revert actions share: ref names checked before git
-sees them, resolving a branch or SHA, one push attempt, the files of a conflict."""
+"""Small helpers the branch, tag and revert actions share: the branch's working copy, ref
+names checked before git sees them, resolving a branch or SHA, one push attempt."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from conveyor.actions.gitrepo import Git
+from conveyor.actions.base import ActionContext
+from conveyor.actions.gitrepo import Git, GitSettings, WorkingCopies, git_env, remote_url
 from conveyor.errors import TerminalError, TransientError
 
 # A ref name git would accept, checked before git sees it; no '-' start, so never an option.
@@ -13,6 +16,16 @@ _REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+@-]+(?<![./])
 _HEX = re.compile(r"^[0-9a-f]{7,64}$")
 # Push refusals that mean "the remote moved under us", as `git push --porcelain` words them.
 _RACED = ("(fetch first)", "(non-fast-forward)", "(already exists)", "(stale info)")
+
+
+@contextmanager
+def checkout(ctx: ActionContext, settings: GitSettings, branch: str) -> Iterator[Git]:
+    """`branch` as the remote has it now, in its cached clone, locked for this holder."""
+    env, secrets = git_env(settings)
+    base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
+    url = remote_url(settings.repo, ctx.workdir)
+    with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
+        yield git
 
 
 def ref_value(value: str, *, templated: bool) -> str:
@@ -69,8 +82,3 @@ def push_once(git: Git, refspec: str, *options: str) -> bool:
     if any(reason in said for reason in _RACED):
         return False
     raise TransientError(f"git push failed: {said.strip()}")
-
-
-def conflicts(git: Git) -> list[str]:
-    """The files a failed merge, revert or rebase left unmerged."""
-    return git("diff", "--name-only", "--diff-filter=U", check=False).stdout.splitlines()

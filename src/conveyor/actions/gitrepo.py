@@ -267,6 +267,11 @@ def commit_message(ctx: ActionContext, settings: GitSettings) -> str:
     return f"{subject}\n\n" + "\n".join(trailers) + "\n"
 
 
+def conflicts(git: Git) -> list[str]:
+    """The files a failed merge, revert or rebase left unmerged."""
+    return git("diff", "--name-only", "--diff-filter=U", check=False).stdout.splitlines()
+
+
 def push(git: Git, branch: str) -> int:
     """Push HEAD; when someone else pushed first, rebase onto theirs and push again.
 
@@ -282,10 +287,10 @@ def push(git: Git, branch: str) -> int:
         git("fetch", "--quiet", "origin", branch)
         rebased = git("rebase", f"refs/remotes/origin/{branch}", check=False)
         if rebased.returncode != 0:
-            conflicts = git("diff", "--name-only", "--diff-filter=U", check=False).stdout.split()
+            unmerged = conflicts(git)
             git("rebase", "--abort", check=False)
             raise TerminalError(
-                f"conflict with changes pushed meanwhile in {', '.join(conflicts) or 'the branch'}"
+                f"conflict with changes pushed meanwhile in {', '.join(unmerged) or 'the branch'}"
             )
     raise TransientError(f"push to {branch} lost the race {PUSH_TRIES} times; will retry")
 

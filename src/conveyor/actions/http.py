@@ -35,12 +35,11 @@ from conveyor.actions.base import (
 from conveyor.errors import ActionError, TerminalError, TransientError
 from conveyor.model.definitions import Duration
 from conveyor.model.duration import check_limit, format_duration
-from conveyor.model.jsonpath import MISSING, find
+from conveyor.model.jsonpath import MISSING, PATH, find
 from conveyor.model.template import TemplateError, render, strings_in
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_PATH = re.compile(r"^(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*$")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HOUR = timedelta(hours=1)
 
@@ -62,7 +61,7 @@ class Condition(ActionSettings):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if "${{" not in value and not _PATH.match(value):
+        if "${{" not in value and not PATH.match(value):
             raise ValueError(f"'{value}' is not a path: write e.g. status.sync.status or items[0]")
         return value
 

@@ -7,7 +7,7 @@ so a stored definition always means what `conveyor apply` checked.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -70,8 +71,8 @@ class ArtifactDef(Strict):
     repository: str = ""
 
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)  # Monday first, as `datetime.weekday()`
 
 
 def _saturday_sunday() -> list[Weekday]:
@@ -151,10 +152,10 @@ class ProbeDef(Strict):
 
     @field_validator("interval", "timeout")
     @classmethod
-    def _limits(cls, value: timedelta) -> timedelta:
+    def _limits(cls, value: timedelta, info: ValidationInfo) -> timedelta:
         if value < timedelta(seconds=1):
             raise ValueError("must be at least 1s")
-        return check_limit(value, MAX_PROBE_INTERVAL, "interval")
+        return check_limit(value, MAX_PROBE_INTERVAL, str(info.field_name))
 
 
 class EnvironmentHealth(Strict):

@@ -9,8 +9,6 @@ from conveyor.model.definitions import FlowSpec
 from conveyor.model.flow import FlowGraph, Node, build_graph, find_cycle
 from conveyor.model.states import PromotionState as S
 
-FORMATS = ("text", "mermaid", "dot")
-
 # Pale fills so the node names stay readable in both Mermaid and Graphviz renderings.
 STATE_COLOURS: dict[str, str] = {
     S.PENDING: "#eeeeee",

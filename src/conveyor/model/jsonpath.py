@@ -7,6 +7,8 @@ import re
 from typing import Any
 
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+# A whole path `find` reads: keys joined by dots, `[N]` indexes.
+PATH = re.compile(r"^(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*$")
 MISSING: Any = object()  # not there; distinct from a JSON null
 
 

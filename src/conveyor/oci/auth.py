@@ -55,7 +55,7 @@ def from_override(value: str | None, *, registry: str | None = None) -> Credenti
             raise ValueError(f"auth override names {path}, which is not a file")
         if registry is not None:
             return from_docker_config(registry, path)
-        entries = _auths(path)
+        entries = _auths(_read(path))
         if len(entries) != 1:
             raise ValueError(
                 f"{path} holds credentials for {len(entries)} registries; "
@@ -84,10 +84,11 @@ def from_docker_config(registry: str, path: Path | None = None) -> Credentials |
     if not path.is_file():
         return None
     wanted = _host_key(registry)
-    entries = _auths(path)
+    doc = _read(path)
+    entries = _auths(doc)
     if wanted in entries:
         return _entry_credentials(entries[wanted], path)
-    if wanted in _helpers(path):
+    if wanted in _helpers(doc):
         log.warning("%s names a credential helper for %s; helpers are not supported", path, wanted)
     return None
 
@@ -103,10 +104,10 @@ def _read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _auths(path: Path) -> dict[str, dict[str, Any]]:
+def _auths(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The "auths" entries of a config, keyed by normalised host; entries without inline
     credentials are dropped, so they count neither as a match nor as a choice."""
-    auths = _read(path).get("auths")
+    auths = doc.get("auths")
     if not isinstance(auths, dict):
         return {}
     found: dict[str, dict[str, Any]] = {}
@@ -116,8 +117,7 @@ def _auths(path: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _helpers(path: Path) -> set[str]:
-    doc = _read(path)
+def _helpers(doc: dict[str, Any]) -> set[str]:
     helpers = doc.get("credHelpers")
     names = {_host_key(k) for k in helpers} if isinstance(helpers, dict) else set()
     if doc.get("credsStore"):

@@ -6,7 +6,6 @@ registry. Not used by promotions themselves."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import random
@@ -22,12 +21,14 @@ from typing import Any
 
 import httpx
 
+from conveyor.oci.manifest import OCI_INDEX as OCI_INDEX
+from conveyor.oci.manifest import OCI_MANIFEST as OCI_MANIFEST
+from conveyor.oci.manifest import digest_of
+
 REGISTRY_BIN = "docker-registry"
 SKOPEO_BIN = "skopeo"
 SKOPEO_TIMEOUT = 60.0  # seconds for any one skopeo call
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -45,10 +46,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _htpasswd_line(user: str, password: str) -> str:
@@ -161,7 +158,7 @@ def inspect_digest(
     host: str, repository: str, tag: str, auth: tuple[str, str] | None = None
 ) -> str:
     """ "sha256:..." of the top-level manifest (or index) the registry serves for `tag`."""
-    return _sha256(inspect_raw(host, repository, tag, auth))
+    return digest_of(inspect_raw(host, repository, tag, auth))
 
 
 def blobs_on_disk(root: Path) -> set[str]:
@@ -179,7 +176,7 @@ class _Layout:
         (path / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
 
     def blob(self, media_type: str, data: bytes) -> dict[str, Any]:
-        digest = _sha256(data)
+        digest = digest_of(data)
         (self.path / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
@@ -232,7 +229,7 @@ def _image(
     for i in range(layers):
         compressed, uncompressed = _layer(rng, f"layer-{i}.bin", layer_size)
         layer_descs.append(layout.blob(OCI_LAYER_GZIP, compressed))
-        diff_ids.append(_sha256(uncompressed))
+        diff_ids.append(digest_of(uncompressed))
     config = {
         **platform,
         "config": {},

@@ -21,7 +21,8 @@ _REGISTRY = re.compile(rf"^{_HOST}(?::[0-9]{{1,5}})?$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+# ALGORITHM:ENCODED as the OCI grammar has it; which algorithms we can verify is below
+DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 # the algorithms whose encoding we can check (and later verify bytes against)
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
 _MAX_NAME = 255
@@ -29,7 +30,7 @@ _MAX_NAME = 255
 
 def check_digest(digest: str) -> None:
     """ValueError unless `digest` is a sha256 or sha512 digest we can verify bytes against."""
-    if not _DIGEST.match(digest):
+    if not DIGEST.match(digest):
         raise ValueError(f"digest {digest!r} is not ALGORITHM:HEX (e.g. sha256:<64 hex digits>)")
     algorithm, encoded = digest.split(":", 1)
     length = _HEX_LENGTH.get(algorithm)

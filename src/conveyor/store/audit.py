@@ -7,14 +7,23 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from conveyor.clock import utc
 from conveyor.store.tables import AuditRow
 
 GENESIS = "0" * 64
 _HEAD = "conveyor.audit.head"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, transaction: SessionTransaction) -> None:
+    """The head is remembered within one transaction only. A savepoint that ends may have
+    been rolled back with the events it held, and after the transaction another process
+    may append: the next append reads the head again. (A flush's subtransaction keeps it.)"""
+    if transaction.nested or transaction.parent is None:
+        session.info.pop(_HEAD, None)
 
 
 def _digest(
