@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
+from conveyor.engine.view import NodeView
 from conveyor.errors import DefinitionError, NotFound
 from conveyor.store import open_store
 from conveyor.store.tables import AuditRow
@@ -76,6 +77,12 @@ spec:
 """
 
 H = timedelta(hours=1)
+# A 3h timed gate beside prod's canary gate.
+SLOW = DEFS.replace(
+    "        gates:\n          - canary:",
+    "        gates:\n          - timed: {duration: 3h}\n          - canary:",
+)
+assert SLOW != DEFS
 
 
 def start(cv: Conveyor, version: str) -> None:
@@ -91,6 +98,10 @@ def audit_events(cv: Conveyor, action: str) -> list[AuditRow]:
 
 def states(cv: Conveyor, version: str) -> dict[str, str]:
     return {n.node: n.state for n in cv.show(f"shop@{version}").nodes}
+
+
+def node(cv: Conveyor, version: str, name: str) -> NodeView:
+    return {n.node: n for n in cv.show(f"shop@{version}").nodes}[name]
 
 
 def deployed(cv: Conveyor, env: str) -> str:
@@ -110,7 +121,7 @@ def test_prod_waits_for_a_healthy_soak_in_qa_then_promotes(
     apply_yaml(cv, DEFS)
     start(cv, "1.0.0")
     assert states(cv, "1.0.0") == {"dev": "succeeded", "qa": "succeeded", "prod": "waiting"}
-    prod = {n.node: n for n in cv.show("shop@1.0.0").nodes}["prod"]
+    prod = node(cv, "1.0.0", "prod")
     # Both declared entities are in the pool; neither has reported the release yet.
     assert prod.detail == ("0 of 2 entities in qa healthy for 2h; need 1 for 2h at 95% healthy")
 
@@ -119,9 +130,8 @@ def test_prod_waits_for_a_healthy_soak_in_qa_then_promotes(
     cv.report_health("qa", "qa-east", "pod-2", True, "DEFERRING", "1.0.0")
     cv.run_until_idle()  # the gate asks to look again when the 2h soak is done
 
-    view = cv.show("shop@1.0.0")
-    assert view.status == "succeeded"
-    prod = {n.node: n for n in view.nodes}["prod"]
+    assert cv.show("shop@1.0.0").status == "succeeded"
+    prod = node(cv, "1.0.0", "prod")
     assert prod.started_at == reported + 2 * H
     assert deployed(cv, "prod") == "1.0.0"
 
@@ -137,7 +147,7 @@ def test_a_warning_stretch_delays_promotion_by_the_threshold_arithmetic(
     cv.report_health("qa", "qa-east", "pod-1", True, "HEALTHY", "1.0.0")
     cv.run_until_idle()
     # 1h neither, then healthy: (x - 1h) / x >= 0.95 once x >= 20h of soak.
-    prod = {n.node: n for n in cv.show("shop@1.0.0").nodes}["prod"]
+    prod = node(cv, "1.0.0", "prod")
     assert prod.state == "succeeded"
     assert prod.started_at == t0 + 20 * H
 
@@ -239,12 +249,7 @@ def test_an_undeclared_entity_is_refused_unless_registration_is_allowed(cv: Conv
 def test_a_recall_is_not_delayed_by_a_longer_gate_beside_it(
     cv: Conveyor, clock: ManualClock
 ) -> None:
-    slow = DEFS.replace(
-        "        gates:\n          - canary:",
-        "        gates:\n          - timed: {duration: 3h}\n          - canary:",
-    )
-    assert slow != DEFS
-    apply_yaml(cv, slow)
+    apply_yaml(cv, SLOW)
     start(cv, "1.0.0")
     reported = clock.now()
     cv.report_health("qa", "qa-west", "pod-1", True, "ERROR", "1.0.0")
@@ -257,11 +262,11 @@ def test_a_recall_is_not_delayed_by_a_longer_gate_beside_it(
 def test_a_passing_canary_still_recalls_on_time_while_another_gate_waits(
     cv: Conveyor, clock: ManualClock
 ) -> None:
-    slow = DEFS.replace(
-        "        gates:\n          - canary:",
-        "        gates:\n          - timed: {duration: 3h}\n          - canary:",
-    ).replace("promoteWhenHealthy: {entities: 1, soak: 2h}", "promoteWhenHealthy: {entities: 1}")
-    apply_yaml(cv, slow)
+    quick_promotion = SLOW.replace(
+        "promoteWhenHealthy: {entities: 1, soak: 2h}", "promoteWhenHealthy: {entities: 1}"
+    )
+    assert quick_promotion != SLOW
+    apply_yaml(cv, quick_promotion)
     # Reported before the release starts, so they are there before the 3h soak can pass.
     reported = clock.now()
     cv.report_health("qa", "qa-east", "pod-1", True, "HEALTHY", "1.0.0")
@@ -292,7 +297,7 @@ def test_health_pulled_by_a_probe_promotes(
     # No versionField: the version is what was deployed in qa last.
     assert status.message.endswith("reported as version 1.0.0"), status.message
     cv.run_until_idle()
-    prod = {n.node: n for n in cv.show("shop@1.0.0").nodes}["prod"]
+    prod = node(cv, "1.0.0", "prod")
     assert prod.state == "succeeded" and prod.started_at == probed_at + 2 * H
 
 

@@ -68,6 +68,14 @@ def policy(name: str, selector: dict[str, Any], **body: Any) -> str:
 PRODUCTION = {"environments": {"types": ["production"]}}
 
 
+# qa's entry waits for the release label qa-signoff.
+QA_SIGNOFF = policy(
+    "qa-signoff",
+    {"environments": {"names": ["qa"]}},
+    gates=[{"releaseLabel": {"key": "qa-signoff"}}],
+)
+
+
 def setup(cv: Conveyor, *docs: str) -> None:
     apply_yaml(cv, BASE + "".join(docs))
 
@@ -479,11 +487,7 @@ def test_older_release_held_upstream_is_superseded_where_a_newer_one_arrived(
         cv,
         flow([{"name": "qa", "dependsOn": ["dev"]}]),
         workflow(),
-        policy(
-            "qa-signoff",
-            {"environments": {"names": ["qa"]}},
-            gates=[{"releaseLabel": {"key": "qa-signoff"}}],
-        ),
+        QA_SIGNOFF,
     )
     older = release(cv, "1.0.0", 1)
     idle(cv)
@@ -537,11 +541,7 @@ def test_supersede_mode_stops_the_older_release(cv: Conveyor) -> None:
         cv,
         flow(FOUR, concurrency={"mode": "supersede"}),
         workflow(),
-        policy(
-            "qa-signoff",
-            {"environments": {"names": ["qa"]}},
-            gates=[{"releaseLabel": {"key": "qa-signoff"}}],
-        ),
+        QA_SIGNOFF,
     )
     older = release(cv, "1.0.0", 1)
     idle(cv)

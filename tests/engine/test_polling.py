@@ -51,9 +51,8 @@ class SyncAction:
         return ActionResult(False, "not yet", "not synced", again_after=timedelta(minutes=5))
 
 
-def test_polling_action_runs_again_until_done_without_using_retries(
-    tmp_path: Path, clock: ManualClock
-) -> None:
+def triggered(tmp_path: Path, clock: ManualClock) -> Conveyor:
+    """A store whose one flow waits on `test.sync`, with shop@1.0.0 triggered on it."""
     SyncAction.polls = 0
     registry = default_registry(plugins=False)
     registry.add_action(SyncAction())
@@ -61,6 +60,13 @@ def test_polling_action_runs_again_until_done_without_using_retries(
     apply_yaml(cv, BASE + DEFS)
     cv.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
     cv.trigger("main", "shop@1.0.0")
+    return cv
+
+
+def test_polling_action_runs_again_until_done_without_using_retries(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    cv = triggered(tmp_path, clock)
     start = clock.now()
 
     cv.engine.run_until_idle(max_passes=200)
@@ -75,12 +81,7 @@ def test_polling_action_runs_again_until_done_without_using_retries(
 
 
 def test_while_polling_the_task_waits_with_no_thread(tmp_path: Path, clock: ManualClock) -> None:
-    registry = default_registry(plugins=False)
-    registry.add_action(SyncAction())
-    cv = Conveyor(open_store(f"sqlite:///{tmp_path / 'c.db'}"), clock, registry, "t", tmp_path)
-    apply_yaml(cv, BASE + DEFS)
-    cv.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
-    cv.trigger("main", "shop@1.0.0")
+    cv = triggered(tmp_path, clock)
     for _ in range(20):  # run passes until the first poll has been recorded
         outcome = cv.engine.run_pass()
         if outcome.inflight == 0 and outcome.next_at is not None:

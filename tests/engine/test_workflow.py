@@ -118,6 +118,26 @@ def drive(cv: Conveyor, until: Callable[[ReleaseView], bool], seconds: float = 4
     raise AssertionError(f"condition not reached in {seconds}s: {cv.show(REF)}")
 
 
+def after_success_of(cv: Conveyor, name: str) -> ReleaseView:
+    """Drive until task `name` in dev succeeded, run three more passes, and show the release:
+    what must still hold a while after that task ended."""
+    drive(
+        cv, lambda v: any(t.task == name and t.status == "succeeded" for t in node(v, "dev").tasks)
+    )
+    for _ in range(3):
+        cv.engine.run_pass()
+    return cv.show(REF)
+
+
+def background_then_next(name: str, script: str, **options: Any) -> list[dict[str, Any]]:
+    """Step `first` with task `name` left in the background (its script sees `next.started`
+    as $1), then step `second`, whose task `next` creates that file."""
+    return [
+        step("first", sh(name, script, "next.started", wait_for_finish=False, **options)),
+        step("second", sh("next", "touch next.started")),
+    ]
+
+
 def node(view: ReleaseView, env: str) -> NodeView:
     return next(n for n in view.nodes if n.environment == env)
 
@@ -186,13 +206,7 @@ def test_a_later_step_waits_for_every_task_of_the_step_before(cv: Conveyor) -> N
             step("second", logger("next", "next")),
         ],
     )
-    view = drive(
-        cv,
-        lambda v: any(t.task == "fast" and t.status == "succeeded" for t in node(v, "dev").tasks),
-    )
-    for _ in range(3):
-        cv.engine.run_pass()
-    view = cv.show(REF)
+    view = after_success_of(cv, "fast")
     assert "next" not in task_names(view, "dev")
     assert task(view, "dev", "slow").status == "running"
     assert node(view, "dev").state == "running"
@@ -291,26 +305,11 @@ def test_wait_for_finish_false_goes_on_but_the_promotion_waits_for_the_task(cv: 
     # only when the test creates `go`.
     setup(
         cv,
-        steps=[
-            step(
-                "first",
-                sh(
-                    "slow",
-                    f"{WAIT_FOR} && set -- go && {WAIT_FOR} && touch slow.done",
-                    "next.started",
-                    wait_for_finish=False,
-                ),
-            ),
-            step("second", sh("next", "touch next.started")),
-        ],
+        steps=background_then_next(
+            "slow", f"{WAIT_FOR} && set -- go && {WAIT_FOR} && touch slow.done"
+        ),
     )
-    view = drive(
-        cv,
-        lambda v: any(t.task == "next" and t.status == "succeeded" for t in node(v, "dev").tasks),
-    )
-    for _ in range(3):
-        cv.engine.run_pass()
-    view = cv.show(REF)
+    view = after_success_of(cv, "next")
     assert task(view, "dev", "slow").status == "running"
     assert node(view, "dev").state not in ("succeeded", "failed"), node(view, "dev")
     assert view.status == "running"
@@ -327,18 +326,7 @@ def test_a_failing_background_task_with_halt_on_error_fails_the_promotion(cv: Co
     setup(
         cv,
         nodes=[{"name": "qa", "dependsOn": ["dev"]}],
-        steps=[
-            step(
-                "first",
-                sh(
-                    "bg",
-                    f"{WAIT_FOR}; echo bg-gave-up; exit 7",
-                    "next.started",
-                    wait_for_finish=False,
-                ),
-            ),
-            step("second", sh("next", "touch next.started")),
-        ],
+        steps=background_then_next("bg", f"{WAIT_FOR}; echo bg-gave-up; exit 7"),
     )
     view = settle(cv)
 
@@ -355,19 +343,7 @@ def test_a_failing_background_task_with_halt_on_error_fails_the_promotion(cv: Co
 def test_a_failing_background_task_without_halt_on_error_does_not_fail(cv: Conveyor) -> None:
     setup(
         cv,
-        steps=[
-            step(
-                "first",
-                sh(
-                    "bg",
-                    f"{WAIT_FOR}; exit 7",
-                    "next.started",
-                    wait_for_finish=False,
-                    halt_on_error=False,
-                ),
-            ),
-            step("second", sh("next", "touch next.started")),
-        ],
+        steps=background_then_next("bg", f"{WAIT_FOR}; exit 7", halt_on_error=False),
     )
     view = settle(cv)
     assert view.status == "succeeded", view

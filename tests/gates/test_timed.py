@@ -121,26 +121,16 @@ def test_entry_without_in_waits_for_every_upstream_deployment() -> None:
 def test_verify_without_in_counts_from_this_environment() -> None:
     s = settings(duration="30m")
     deployed = {"qa": T0 - timedelta(days=2), "prod": T0}
-    c = ctx(
-        T0 + timedelta(minutes=10),
-        phase="verify",
-        environment="prod",
-        upstream=["qa"],
-        deployed=deployed,
-    )
-    result = GATE.evaluate(s, c)
+
+    def at(now: datetime) -> GateContext:
+        return ctx(now, phase="verify", environment="prod", upstream=["qa"], deployed=deployed)
+
+    result = GATE.evaluate(s, at(T0 + timedelta(minutes=10)))
     assert isinstance(result, Wait)
     assert result.until == T0 + timedelta(minutes=30)
     assert "prod" in result.reason
 
-    done = ctx(
-        T0 + timedelta(minutes=30),
-        phase="verify",
-        environment="prod",
-        upstream=["qa"],
-        deployed=deployed,
-    )
-    assert isinstance(GATE.evaluate(s, done), Pass)
+    assert isinstance(GATE.evaluate(s, at(T0 + timedelta(minutes=30))), Pass)
 
 
 def test_root_entry_counts_from_release_creation() -> None:

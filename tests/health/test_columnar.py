@@ -27,27 +27,9 @@ from conveyor.health.columnar import Columns, us, weekday_clock, weekend_bounds
 from conveyor.store.tables import HEALTH_STATE_CODES, HealthNodeRow, HealthReportRow
 from tests.conftest import BASE as DEFINITIONS
 from tests.conftest import apply_yaml
+from tests.health.reports import MIN, D, E, H, W, at, rep
 
-H, D, W, E = (HealthState.HEALTHY, HealthState.DEFERRING, HealthState.WARNING, HealthState.ERROR)
-MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    # November 2026: the 17th is a Tuesday.
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
-
-
-def rep(
-    node: str,
-    time: datetime,
-    state: HealthState | None = H,
-    *,
-    live: bool = True,
-    version: str = "v2",
-    entity: str = "e",
-) -> Report:
-    return Report(entity, node, time, live, state, version)
 
 
 def by_time(reports: list[Report]) -> list[Report]:

@@ -12,27 +12,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conveyor.health import EntityHealth, HealthState, Report, Weekends, evaluate, sort_reports
+from tests.health.reports import MIN, E, H, W, at, rep
 
-H, E, W = HealthState.HEALTHY, HealthState.ERROR, HealthState.WARNING
 UTC_WEEKENDS = Weekends()
-MIN = timedelta(minutes=1)
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    # November 2026: 16th is a Monday, 20th Friday, 21st/22nd the weekend, 23rd Monday.
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
-
-
-def rep(
-    node: str,
-    time: datetime,
-    state: HealthState | None = H,
-    *,
-    live: bool = True,
-    version: str = "v2",
-    entity: str = "e",
-) -> Report:
-    return Report(entity, node, time, live, state, version)
 
 
 def one(reports: list[Report], now: datetime, weekends: Weekends = UTC_WEEKENDS) -> EntityHealth:

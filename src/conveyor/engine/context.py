@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from conveyor.clock import utc
 from conveyor.engine import health, resources
 from conveyor.errors import NotFound
-from conveyor.gates import GateContext, HealthRules
+from conveyor.gates import GateContext
 from conveyor.health.timeline import EntityHealth
 from conveyor.model.definitions import EnvironmentSpec, FlowSpec, PolicyBody, ProductSpec
 from conveyor.model.release import ReleaseInfo, artifact_from_json
@@ -97,7 +97,6 @@ def gate_context(
     except NotFound:  # deleted since the release was made: the seed's default criteria
         product = ProductSpec()
     assert isinstance(product, ProductSpec)
-    criteria = product.rolloutCriteria
 
     known = {} if cache is None else cache
 
@@ -122,7 +121,5 @@ def gate_context(
         deployed_at=lambda env: deployed_at(session, release.id, env),
         environments={name: labels for name, (_, labels) in envs.items()},
         entity_health=entity_health,
-        health_rules=HealthRules(
-            health.weekends_of(product), criteria.healthyThreshold, criteria.unhealthyThreshold
-        ),
+        health_rules=health.rules_of(product),
     )

@@ -8,7 +8,6 @@ Reports are telemetry, not decisions, so they are not written to the audit trail
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from conveyor.engine import resources
+from conveyor.engine.releases import stored_version
 from conveyor.errors import DefinitionError, Problem
+from conveyor.gates import HealthRules
 from conveyor.health.columnar import I64, STATE_CODES, Columns, evaluate_columns, us
 from conveyor.health.timeline import EntityHealth, HealthState, Weekends
 from conveyor.model.definitions import EnvironmentSpec, ProductSpec
-from conveyor.model.release import canonical_version
 from conveyor.store.tables import (
     HEALTH_STATE_CODES,
     HEALTH_STATE_NAMES,
@@ -51,13 +51,6 @@ def parse_state(state: str | HealthState | None) -> HealthState | None:
         raise _problem(
             f"unknown health state '{state}': use one of {', '.join(STATES)}", "state"
         ) from None
-
-
-def _version(version: str) -> str:
-    """The canonical spelling when `version` is a version (`v1.2.3` is `1.2.3`), as releases."""
-    with contextlib.suppress(ValueError):
-        return canonical_version(version)
-    return version
 
 
 def _check_aware(value: datetime, field: str) -> None:
@@ -112,7 +105,7 @@ def record(
             "environment's entities, or set health.allowRegistration: true",
             "entity",
         )
-    version = _version(version)
+    version = stored_version(version)
     state_code = None if parsed is None else HEALTH_STATE_CODES[parsed.value]
     node_id = _node_id(session, environment, entity, node)
     time_us = us(time)
@@ -267,13 +260,13 @@ def show(
     env = current_environment(session, environment)
     spec = resources.get_current(session, "Product", product).spec
     assert isinstance(spec, ProductSpec)
-    criteria = spec.rolloutCriteria
+    rules = rules_of(spec)
     result = evaluate_columns(
-        _reports(session, environment, now, entity, _version(version)),
+        _reports(session, environment, now, entity, stored_version(version)),
         now,
-        weekends_of(spec),
-        healthy_threshold=criteria.healthyThreshold,
-        unhealthy_threshold=criteria.unhealthyThreshold,
+        rules.weekends,
+        healthy_threshold=rules.healthy_threshold,
+        unhealthy_threshold=rules.unhealthy_threshold,
     )
     for name in env.declared():
         if entity in (None, name) and name not in result:
@@ -281,8 +274,14 @@ def show(
     return result
 
 
-def weekends_of(product: ProductSpec) -> Weekends:
-    return Weekends(product.timeZone, product.rolloutCriteria.weekend_numbers())
+def rules_of(product: ProductSpec) -> HealthRules:
+    """The product's rollout criteria, as health is judged by them (reports and gates)."""
+    criteria = product.rolloutCriteria
+    return HealthRules(
+        Weekends(product.timeZone, criteria.weekend_numbers()),
+        criteria.healthyThreshold,
+        criteria.unhealthyThreshold,
+    )
 
 
 def silent(entity: str) -> EntityHealth:

@@ -111,11 +111,11 @@ class PassContext:
         if move_promotion(self.session, self.now, self.actor, release, p, state, message):
             self.moved = True
             if held != state.holds_environment:
+                # Listed once if it now holds the environment (a first read may list it).
                 holders = self.holders(p.environment)
-                if state.holds_environment and all(q.id != p.id for q, _ in holders):
+                holders[:] = [(q, r) for q, r in holders if q.id != p.id]
+                if state.holds_environment:
                     holders.append((p, release))
-                else:
-                    holders[:] = [(q, r) for q, r in holders if q.id != p.id]
 
     def set_status(self, release: ReleaseRow, status: ReleaseStatus, message: str = "") -> None:
         old = release.status

@@ -29,10 +29,17 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return product, version
 
 
+def stored_version(version: str) -> str:
+    """The canonical spelling when `version` is a version (`v1.2.3` is `1.2.3`), as releases
+    are stored; any other text as it is."""
+    with contextlib.suppress(ValueError):
+        return canonical_version(version)
+    return version
+
+
 def find(session: Session, ref: str) -> ReleaseRow:
     product, version = parse_ref(ref)
-    with contextlib.suppress(ValueError):
-        version = canonical_version(version)
+    version = stored_version(version)
     row = session.scalars(
         select(ReleaseRow).where(ReleaseRow.product == product, ReleaseRow.version == version)
     ).first()

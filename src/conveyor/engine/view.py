@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
 from conveyor.engine.context import flow_spec
-from conveyor.engine.rollback import ROLLBACK_PREFIX
+from conveyor.engine.rollback import is_rollback
 from conveyor.model.duration import format_duration
 from conveyor.model.flow import build_graph
 from conveyor.model.states import PromotionState as P
@@ -111,13 +111,12 @@ def detail(
 
 
 def _node(
-    session: Session, p: PromotionRow, parents: list[str], text: str, tasks: Sequence[TaskRunRow]
+    p: PromotionRow,
+    parents: list[str],
+    text: str,
+    tasks: Mapping[int | None, list[TaskRunRow]],
+    gates: Mapping[int, list[GateResultRow]],
 ) -> NodeView:
-    gates = session.scalars(
-        select(GateResultRow)
-        .where(GateResultRow.promotion_id == p.id, GateResultRow.generation == p.generation)
-        .order_by(GateResultRow.id)
-    ).all()
     return NodeView(
         p.node,
         p.environment,
@@ -128,8 +127,11 @@ def _node(
         utc(p.deployed_at) if p.deployed_at else None,
         utc(p.finished_at) if p.finished_at else None,
         parents,
-        _tasks([t for t in tasks if t.promotion_id == p.id]),
-        [{"stage": g.stage, "kind": g.kind, "result": g.result, "reason": g.reason} for g in gates],
+        _tasks(tasks.get(p.id, [])),
+        [
+            {"stage": g.stage, "kind": g.kind, "result": g.result, "reason": g.reason}
+            for g in gates.get(p.id, [])
+        ],
     )
 
 
@@ -137,9 +139,23 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
     promotions = session.scalars(
         select(PromotionRow).where(PromotionRow.release_id == release.id).order_by(PromotionRow.id)
     ).all()
-    tasks = session.scalars(
+    tasks: dict[int | None, list[TaskRunRow]] = {}
+    for t in session.scalars(
         select(TaskRunRow).where(TaskRunRow.release_id == release.id).order_by(TaskRunRow.id)
-    ).all()
+    ):
+        tasks.setdefault(t.promotion_id, []).append(t)
+    # Every promotion's gate results of its current generation, in one query.
+    gates: dict[int, list[GateResultRow]] = {}
+    for g in session.scalars(
+        select(GateResultRow)
+        .join(PromotionRow, GateResultRow.promotion_id == PromotionRow.id)
+        .where(
+            PromotionRow.release_id == release.id,
+            GateResultRow.generation == PromotionRow.generation,
+        )
+        .order_by(GateResultRow.id)
+    ):
+        gates.setdefault(g.promotion_id, []).append(g)
     by_node: dict[str, list[PromotionRow]] = {}
     for p in promotions:
         by_node.setdefault(p.node, []).append(p)
@@ -158,17 +174,17 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
                 for p in by_node.get(node, []):
                     row.append(
                         _node(
-                            session,
                             p,
                             list(graph.nodes[node].parents),
                             detail(p, parents, ancestors, now),
                             tasks,
+                            gates,
                         )
                     )
             levels.append(row)
-    rollbacks = [p for p in promotions if p.node.startswith(ROLLBACK_PREFIX)]
+    rollbacks = [p for p in promotions if is_rollback(p)]
     if rollbacks:
-        levels.append([_node(session, p, [], detail(p, [], [], now), tasks) for p in rollbacks])
+        levels.append([_node(p, [], detail(p, [], [], now), tasks, gates) for p in rollbacks])
     return ReleaseView(
         release.product,
         release.version,
@@ -182,5 +198,5 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
         dict(release.labels),
         release.message,
         levels,
-        _tasks([t for t in tasks if t.promotion_id is None]),
+        _tasks(tasks.get(None, [])),
     )

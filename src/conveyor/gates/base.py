@@ -50,6 +50,13 @@ class GateContext:
     entity_health: Callable[[str], dict[str, EntityHealth]] = _no_health
     health_rules: HealthRules = field(default_factory=HealthRules)
 
+    def default_places(self) -> list[str]:
+        """Where a gate looks when its settings name no environment: the upstream
+        environments for an entry gate, this environment for a verification gate (or a root)."""
+        if self.phase == "verify" or not self.upstream:
+            return [self.environment]
+        return list(self.upstream)
+
 
 class Gate(Protocol):
     kind: ClassVar[str]

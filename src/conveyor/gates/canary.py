@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from conveyor.gates.base import GateContext, GateSettings, HealthRules
-from conveyor.health.timeline import EntityHealth
+from conveyor.health.timeline import EntityHealth, threshold_fraction
 from conveyor.model.definitions import Duration
 from conveyor.model.duration import check_limit, format_duration
 from conveyor.model.gate import GateResult, Pass, Recall, Wait
@@ -170,11 +170,7 @@ class CanaryGate:
 
 
 def _places(filters: EntityFilters, ctx: GateContext) -> list[str]:
-    if filters.given():
-        return filters.choose(ctx.environments)
-    if ctx.phase == "verify" or not ctx.upstream:
-        return [ctx.environment]
-    return list(ctx.upstream)
+    return filters.choose(ctx.environments) if filters.given() else ctx.default_places()
 
 
 def _named(env: str, health: dict[str, EntityHealth]) -> list[EntityHealth]:
@@ -200,7 +196,7 @@ def _when(
         part = h.unhealthy if unhealthy else h.healthy
         grows = h.current == ("unhealthy" if unhealthy else "healthy")
         threshold = rules.unhealthy_threshold if unhealthy else rules.healthy_threshold
-        x = _reach(part, h.soak, grows, Fraction(repr(threshold)), unhealthy, soak)
+        x = _reach(part, h.soak, grows, threshold_fraction(threshold), unhealthy, soak)
         if x is not None:
             times.append(rules.weekends.after(now, x))
     return times

@@ -34,12 +34,7 @@ class TimedGate:
 
     def evaluate(self, settings: TimedSettings, ctx: GateContext) -> GateResult:
         soak = format_duration(settings.duration)
-        if settings.in_:
-            places = [settings.in_]
-        elif ctx.phase == "verify" or not ctx.upstream:
-            places = [ctx.environment]
-        else:
-            places = ctx.upstream
+        places = [settings.in_] if settings.in_ else ctx.default_places()
         where = ", ".join(places)
         if ctx.phase == "entry" and not settings.in_ and not ctx.upstream:
             since = ctx.release_created_at  # the root: soak counts from the release's creation

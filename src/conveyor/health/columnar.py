@@ -19,14 +19,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
 
-from conveyor.health.timeline import EntityHealth, HealthState, Report, Weekends
+from conveyor.health.timeline import (
+    EntityHealth,
+    HealthState,
+    Report,
+    Weekends,
+    threshold_fraction,
+)
 
 I64 = NDArray[np.int64]
 
@@ -284,8 +289,7 @@ def evaluate_columns(
 
 
 def _ratio_limit(threshold: float) -> tuple[int, int]:
-    # Exact rational threshold as written (0.95 is 19/20), as `timeline._exceeds`.
-    limit = Fraction(repr(threshold))
+    limit = threshold_fraction(threshold)  # exact, as `timeline.evaluate` compares
     return limit.numerator, limit.denominator
 
 

@@ -197,11 +197,15 @@ class _Entity:
         self._count(new, +1)
 
 
+def threshold_fraction(threshold: float) -> Fraction:
+    """The threshold as written (0.95 is 19/20), for exact comparisons: a ratio exactly at
+    the boundary is not tipped either way by binary floating point."""
+    return Fraction(repr(threshold))
+
+
 def _exceeds(part: timedelta, whole: timedelta, threshold: float, *, strict: bool) -> bool:
-    # Exact rational comparison against the threshold as written (0.95 means 19/20), so a
-    # ratio exactly at the boundary is not tipped either way by binary floating point.
     ratio = Fraction(part // timedelta(microseconds=1), whole // timedelta(microseconds=1))
-    limit = Fraction(repr(threshold))
+    limit = threshold_fraction(threshold)
     return ratio > limit if strict else ratio >= limit
 
 
