@@ -57,7 +57,8 @@ def outside_push(bare: Path, work: Path, path: str, text: str, branch: str = "ma
     return git(work, "rev-parse", "HEAD").strip()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on (once this returns)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -66,7 +67,7 @@ def _free_port() -> int:
 @contextmanager
 def git_daemon(base: Path) -> Iterator[str]:
     """Serve every repository under `base` (pushes allowed) on loopback; yields git://host:port."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "git",

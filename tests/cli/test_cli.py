@@ -135,6 +135,14 @@ class Cli:
         return result.exception
 
 
+def applied(root: Path, text: str, name: str = "defs.yaml") -> Cli:
+    """The app on root's database, with the definitions in `text` applied (as `name`)."""
+    (root / name).write_text(text)
+    cli = Cli(root)
+    cli("apply", "-f", str(root / name))
+    return cli
+
+
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(tmp_path)  # tasks run in the current directory
@@ -611,12 +619,9 @@ def test_show_logs_include_gate_results_and_watch_ends_with_the_release(
     from conveyor.cli.demo import run_demo
 
     run_demo(tmp_path, Console(file=io.StringIO()))
-    runner = CliRunner()
-    db = str(tmp_path / "conveyor.db")
-    shown = runner.invoke(app, ["--db", db, "release", "show", "demo-trioapp@1.0.0", "--logs"])
-    assert shown.exit_code == 0, shown.output
-    assert "entry/gate timed pass (soaked 2s in qa)" in shown.output
-    assert "entry/gate releaseLabel pass (label qa-signoff=passed)" in shown.output
-    watched = runner.invoke(app, ["--db", db, "release", "watch", "demo-trioapp@1.0.0"])
-    assert watched.exit_code == 0, watched.output
-    assert "succeeded" in watched.output and "prod-asia" in watched.output
+    cli = Cli(tmp_path)
+    shown = cli("release", "show", "demo-trioapp@1.0.0", "--logs")
+    assert "entry/gate timed pass (soaked 2s in qa)" in shown
+    assert "entry/gate releaseLabel pass (label qa-signoff=passed)" in shown
+    watched = cli("release", "watch", "demo-trioapp@1.0.0")
+    assert "succeeded" in watched and "prod-asia" in watched

@@ -9,7 +9,7 @@ import pytest
 
 from conveyor.cli.errors import exit_code
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
-from tests.cli.test_cli import Cli, conveyor
+from tests.cli.test_cli import Cli, applied, conveyor
 from tests.conftest import BASE
 from tests.httpserver import Server
 
@@ -18,11 +18,7 @@ MONDAY = "2026-01-05T09:00:00Z"
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    defs = tmp_path / "defs.yaml"
-    defs.write_text(BASE)
-    c = Cli(tmp_path)
-    c("apply", "-f", str(defs))
-    return c
+    return applied(tmp_path, BASE)
 
 
 def report(cli: Cli, node: str, state: str, at: str, *extra: str) -> str:
@@ -135,10 +131,7 @@ spec:
 
 
 def test_weekend_days_in_the_products_time_zone(tmp_path: Path) -> None:
-    defs = tmp_path / "defs.yaml"
-    defs.write_text(WEEKEND_DEFS)
-    cli = Cli(tmp_path)
-    cli("apply", "-f", str(defs))
+    cli = applied(tmp_path, WEEKEND_DEFS)
     # Thursday 12:00 UTC is 21:00 in Tokyo; Friday there runs Thu 15:00 to Fri 15:00 UTC.
     report(cli, "n1", "HEALTHY", "2026-01-08T12:00:00Z")
     report(cli, "n1", "ERROR", "2026-01-09T14:00:00Z")

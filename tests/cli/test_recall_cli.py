@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from conveyor.errors import NotFound
-from tests.cli.test_cli import Cli, conveyor
+from tests.cli.test_cli import applied, conveyor
 from tests.conftest import BASE, DIGEST
 
 
 def test_recall_from_the_command_line(tmp_path: Path) -> None:
-    defs = tmp_path / "defs.yaml"
-    defs.write_text(BASE)
-    cli = Cli(tmp_path)
-    cli("apply", "-f", str(defs))
+    cli = applied(tmp_path, BASE)
     cli("release", "create", "shop", "--version", "1.0.0", "--artifact", f"web=r/web@{DIGEST}")
 
     said = cli("release", "recall", "shop@1.0.0", "--reason", "crash loop in qa")

@@ -16,14 +16,42 @@ from conveyor.engine.reconciler import Engine
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
 from conveyor.store import open_store
-from tests.cli.test_cli import Cli, conveyor
+from tests.cli.test_cli import Cli, applied, conveyor
 from tests.conftest import DIGEST
 
 HEADER = "time,environment,entity,node,live,state,version\n"
+STEADY = HEADER + "2026-01-05T09:00:00Z,qa,cluster-a,n1,true,HEALTHY,1.0.0\n"
+
+# dev -> qa -> prod, with prod's definition (shared by DEFS and TIMED).
+FLOW = """\
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {name: main}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments:
+    - {name: qa, dependsOn: [dev]}
+    - {name: prod, dependsOn: [qa]}
+"""
+PROD_AND_FLOW = (
+    """\
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: prod}
+spec: {type: production}
+---
+"""
+    + FLOW
+    + "---\n"
+)
 
 # dev -> qa -> prod; prod's canary reads qa's one entity. Every deployment appends a line to
 # touched.txt (an absolute path), so a task that really ran would show.
-DEFS = """\
+DEFS = (
+    """\
 apiVersion: conveyor.dev/v1
 kind: Product
 metadata: {name: shop}
@@ -42,23 +70,9 @@ metadata: {name: qa}
 spec:
   type: non-production
   entities: [{name: cluster-a}]
----
-apiVersion: conveyor.dev/v1
-kind: Environment
-metadata: {name: prod}
-spec: {type: production}
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments:
-    - {name: qa, dependsOn: [dev]}
-    - {name: prod, dependsOn: [qa]}
----
+"""
+    + PROD_AND_FLOW
+    + """\
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
 metadata: {name: all}
@@ -84,6 +98,7 @@ spec:
         promoteWhenHealthy: {entities: 1, soak: 2h}
         recallWhenUnhealthy: {entities: 1, soak: 1h}
 """
+)
 
 # qa's entity runs 1.0.0 from Monday 09:00, with a 10-minute WARNING (neither healthy nor
 # unhealthy). Promote needs soak >= 2h and healthy/soak >= 0.95; healthy = soak - 10m, so
@@ -114,11 +129,7 @@ RECALL = (
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    c = Cli(tmp_path)
-    defs = tmp_path / "defs.yaml"
-    defs.write_text(DEFS.replace("TOUCHED", str(tmp_path / "touched.txt")))
-    c("apply", "-f", str(defs))
-    return c
+    return applied(tmp_path, DEFS.replace("TOUCHED", str(tmp_path / "touched.txt")))
 
 
 def history(tmp_path: Path, text: str, name: str = "history.csv") -> str:
@@ -224,7 +235,8 @@ def test_error_stretches_recall_and_roll_back_to_the_release_before(
     assert (qa["outcome"], qa["rolledBackTo"]) == ("recalled", "0.9.0")
 
 
-TIMED = """\
+TIMED = (
+    """\
 apiVersion: conveyor.dev/v1
 kind: Product
 metadata: {name: shop}
@@ -239,23 +251,9 @@ apiVersion: conveyor.dev/v1
 kind: Environment
 metadata: {name: qa}
 spec: {}
----
-apiVersion: conveyor.dev/v1
-kind: Environment
-metadata: {name: prod}
-spec: {type: production}
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments:
-    - {name: qa, dependsOn: [dev]}
-    - {name: prod, dependsOn: [qa]}
----
+"""
+    + PROD_AND_FLOW
+    + """\
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
 metadata: {name: dev}
@@ -277,12 +275,11 @@ spec:
   selector: {environments: {names: [prod]}}
   gates: [{timed: {in: qa, duration: 2d}}]
 """
+)
 
 
 def test_what_if_it_started_now_with_timed_gates(tmp_path: Path) -> None:
-    (tmp_path / "timed.yaml").write_text(TIMED)
-    cli = Cli(tmp_path)
-    cli("apply", "-f", str(tmp_path / "timed.yaml"))
+    cli = applied(tmp_path, TIMED, "timed.yaml")
     # dev soaks 30m from the release's creation, qa 3h after dev, prod 2d after qa.
     text = cli("simulate", "shop@2.0.0", "--start", "2026-01-09T17:00:00Z")
     assert lines(text) == {
@@ -317,8 +314,7 @@ def test_a_running_release_continues_from_its_state(tmp_path: Path, cli: Cli) ->
     assert [n.state for n in cv.show("shop@1.0.0").nodes] == ["succeeded", "succeeded", "waiting"]
     cv.close()
 
-    steady = HEADER + "2026-01-05T09:00:00Z,qa,cluster-a,n1,true,HEALTHY,1.0.0\n"
-    text = cli("simulate", "shop@1.0.0", "--history", history(tmp_path, steady))
+    text = cli("simulate", "shop@1.0.0", "--history", history(tmp_path, STEADY))
     assert lines(text)["prod"] == "promoted 2026-01-05 11:00 UTC (+2h)"
     shown = cli("release", "show", "shop@1.0.0", "-o", "json")
     assert '"state": "waiting"' in shown  # the real one has not moved
@@ -326,13 +322,11 @@ def test_a_running_release_continues_from_its_state(tmp_path: Path, cli: Cli) ->
 
 def test_a_created_release_is_triggered_on_its_products_flow(tmp_path: Path, cli: Cli) -> None:
     cli("release", "create", "shop", "--version", "1.0.0", "--artifact", f"web=r/web@{DIGEST}")
-    steady = history(tmp_path, HEADER + "2026-01-05T09:00:00Z,qa,cluster-a,n1,true,HEALTHY,1.0.0\n")
+    steady = history(tmp_path, STEADY)
     assert lines(cli("simulate", "shop@1.0.0", "--history", steady))["prod"].startswith(
         "promoted 2026-01-05 11:00 UTC"
     )
-    (tmp_path / "alt.yaml").write_text(
-        DEFS.split("---")[4].replace("{name: main}", "{name: alt}")  # the flow, renamed
-    )
+    (tmp_path / "alt.yaml").write_text(FLOW.replace("{name: main}", "{name: alt}"))
     cli("apply", "-f", str(tmp_path / "alt.yaml"))
     exc = cli.error("simulate", "shop@1.0.0", "--history", steady)
     assert "field '--flow': shop has several flows (alt, main): choose one" in str(exc)
@@ -360,8 +354,7 @@ def test_the_real_store_is_not_changed(tmp_path: Path, cli: Cli) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "where", "message"),
     [
-        ("h.csv", HEADER + "2026-01-05T09:00:00Z,qa,cluster-a,n1,true,HEALTHY,1.0.0\n"
-         "2026-01-05T10:00:00Z,qa,cluster-a,n1,true,GREAT,1.0.0\n",
+        ("h.csv", STEADY + "2026-01-05T10:00:00Z,qa,cluster-a,n1,true,GREAT,1.0.0\n",
          "h.csv:3: field 'state'", "unknown health state 'GREAT': use one of HEALTHY"),
         ("h.csv", HEADER + "2026-01-05T09:00:00Z,qa,cluster-z,n1,true,HEALTHY,1.0.0\n",
          "h.csv:2: field 'entity'", "unknown entity 'cluster-z' in qa (declared: cluster-a)"),

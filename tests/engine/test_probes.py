@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.model.definitions import EnvironmentSpec
 from conveyor.store.tables import HealthReportRow
 from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.gitrepos import free_port
 from tests.httpserver import Server
 
 FLOW = """
@@ -58,13 +58,6 @@ def reports(cv: Conveyor) -> list[tuple[str, datetime, bool, str | None, str]]:
     with cv.store.session() as s:
         rows = s.scalars(select(HealthReportRow).order_by(HealthReportRow.id))
         return [(r.entity, r.time, r.live, r.state, r.version) for r in rows]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_status_codes_map_to_states(cv: Conveyor, clock: ManualClock, server: Server) -> None:
@@ -151,7 +144,7 @@ def test_json_field_maps_the_state_and_names_the_version(
 def test_no_connection_is_not_live_and_credentials_stay_out(
     cv: Conveyor, clock: ManualClock, server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = closed_port()
+    port = free_port()  # closed again: nothing answers there
     setup(
         cv,
         probe("gone", f"http://probe-user:hunter2pass@127.0.0.1:{port}/health?token=s3cr3tt0ken"),

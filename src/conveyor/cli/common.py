@@ -46,12 +46,22 @@ def login() -> str:
         return "unknown"
 
 
+def usage(message: str, option: str) -> DefinitionError:
+    """A command-line mistake, naming the option (or argument) at fault: exit code 2."""
+    return DefinitionError(Problem(message, "command line", None, option))
+
+
+def text_or_json(output: str) -> None:
+    if output not in ("text", "json"):
+        raise usage(f"unknown output '{output}': use text or json", "-o")
+
+
 def pairs(values: list[str], option: str) -> dict[str, str]:
     result: dict[str, str] = {}
     for v in values:
         key, sep, value = v.partition("=")
         if not sep or not key:
-            raise DefinitionError(Problem(f"'{v}' is not KEY=VALUE", "command line", None, option))
+            raise usage(f"'{v}' is not KEY=VALUE", option)
         result[key] = value
     return result
 
@@ -62,11 +72,7 @@ def dump(data: Any, fmt: str, documents: bool = False) -> None:
         out.print_json(json.dumps(data, default=str))
         return
     if fmt != "yaml":
-        raise DefinitionError(
-            Problem(
-                f"unknown output '{fmt}': use table, yaml or json", "command line", None, "--output"
-            )
-        )
+        raise usage(f"unknown output '{fmt}': use table, yaml or json", "--output")
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=True)

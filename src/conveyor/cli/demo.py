@@ -87,7 +87,7 @@ def fake_digest(app: str, version: str) -> str:
     return "sha256:" + hashlib.sha256(f"{app}:{version}".encode()).hexdigest()
 
 
-def run_demo(directory: Path | None, out: Console) -> Conveyor:
+def run_demo(directory: Path | None, out: Console) -> None:
     root = (directory or Path(tempfile.mkdtemp(prefix="conveyor-demo-"))).resolve()
     root.mkdir(parents=True, exist_ok=True)
     defs = write_workspace(root)
@@ -133,4 +133,3 @@ def run_demo(directory: Path | None, out: Console) -> Conveyor:
     cv.close()
     if view.status != "succeeded":
         raise ConveyorError(f"the demo release ended {view.status}: {view.message}")
-    return cv

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from conveyor.cli.common import cv_of, dump, out
+from conveyor.cli.common import cv_of, dump, out, text_or_json, usage
 from conveyor.engine.health import STATES
 from conveyor.engine.releases import parse_ref
-from conveyor.errors import DefinitionError, Problem
 from conveyor.health.timeline import EntityHealth
 from conveyor.model.definitions import ProductSpec
 from conveyor.model.duration import format_duration
@@ -25,23 +24,16 @@ AtOption = Annotated[
 ]
 
 
-def parse_at(text: str | None) -> datetime | None:
+def parse_at(text: str | None, option: str = "--at") -> datetime | None:
     if text is None:
         return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise DefinitionError(
-            Problem(f"'{text}' is not an ISO 8601 time", "command line", None, "--at")
-        ) from None
+        raise usage(f"'{text}' is not an ISO 8601 time", option) from None
     if value.tzinfo is None:
-        raise DefinitionError(
-            Problem(
-                f"'{text}' has no timezone: add an offset, e.g. {text}Z or {text}+02:00",
-                "command line",
-                None,
-                "--at",
-            )
+        raise usage(
+            f"'{text}' has no timezone: add an offset, e.g. {text}Z or {text}+02:00", option
         )
     return value
 
@@ -79,14 +71,10 @@ def report(
     else:
         environment, named = cv.where_is(first)
         if named is None:
-            raise DefinitionError(
-                Problem(
-                    f"'{first}' is an environment: name the entity too, "
-                    f"`health report {first} ENTITY ...`",
-                    "command line",
-                    None,
-                    "ENTITY",
-                )
+            raise usage(
+                f"'{first}' is an environment: name the entity too, "
+                f"`health report {first} ENTITY ...`",
+                "ENTITY",
             )
         entity = named
     stored = cv.report_health(environment, entity, node, not not_live, state, version, parse_at(at))
@@ -145,17 +133,12 @@ def show(
     at: AtOption = None,
 ) -> None:
     """Per entity: soak time, healthy and unhealthy time and ratios, and the verdict."""
-    if output not in ("text", "json"):
-        raise DefinitionError(
-            Problem(f"unknown output '{output}': use text or json", "command line", None, "-o")
-        )
+    text_or_json(output)
     cv = cv_of(ctx)
     environment, named = cv.where_is(place)
     product, version = parse_ref(release or cv.running(environment))
     if named is not None and entity not in (None, named):
-        raise DefinitionError(
-            Problem(f"'{place}' is an entity: leave --entity out", "command line", None, "--entity")
-        )
+        raise usage(f"'{place}' is an entity: leave --entity out", "--entity")
     entity = entity or named
     results = cv.health(environment, product, version, entity, parse_at(at))
     (current,) = cv.get("Product", product)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -12,14 +11,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from conveyor.cli.common import State, cv_of, dump, err, login, out
+from conveyor.cli.common import State, cv_of, dump, err, login, out, usage
 from conveyor.cli.errors import exit_code
 from conveyor.cli.health import health_app
 from conveyor.cli.p2p import p2p_app
 from conveyor.cli.releases import release_app
 from conveyor.cli.render import resource_table
 from conveyor.cli.simulate import simulate
-from conveyor.errors import ConveyorError, DefinitionError, Problem
+from conveyor.errors import ConveyorError
 from conveyor.model.definitions import KINDS, canonical_kind
 
 app = typer.Typer(
@@ -124,7 +123,7 @@ def schema(kind: Annotated[str | None, typer.Argument()] = None) -> None:
 
     kinds = [canonical_kind(kind)] if kind else list(KINDS)
     schemas = {k: document_schema(k) for k in kinds}
-    out.print_json(json.dumps(schemas[kinds[0]] if kind else schemas))
+    dump(schemas[kinds[0]] if kind else schemas, "json")
 
 
 @flow_app.command("show")
@@ -140,7 +139,7 @@ def flow_show(
     try:
         drawing = draw(flow.spec, fmt, name=name)
     except ValueError as exc:
-        raise DefinitionError(Problem(str(exc), "command line", None, "--format")) from None
+        raise usage(str(exc), "--format") from None
     print(drawing)
 
 
@@ -196,14 +195,7 @@ def run(
 ) -> None:
     """Run the engine in this process until nothing can move (for scripts and tests)."""
     if not until_idle:
-        raise DefinitionError(
-            Problem(
-                "give --until-idle, or use `conveyor engine` to keep running",
-                "command line",
-                None,
-                "--until-idle",
-            )
-        )
+        raise usage("give --until-idle, or use `conveyor engine` to keep running", "--until-idle")
     cv = cv_of(ctx)
     outcome = cv.run_until_idle()
     out.print(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from conveyor.cli.common import err, out
+from conveyor.cli.common import err, out, usage
 from conveyor.errors import DefinitionError, Problem
 from conveyor.oci import auth, reference
 from conveyor.oci.copy import copy_image
@@ -78,12 +78,12 @@ def promote(
         raise DefinitionError(missing)
     name, sep, tag = image.rpartition(":")
     if not sep or not name or not tag or "/" in tag:
-        raise DefinitionError(Problem(f"'{image}' is not IMAGE:TAG", "command line", None, "image"))
+        raise usage(f"'{image}' is not IMAGE:TAG", "image")
     try:
         source = reference.parse(f"{source_registry}/{_path(source_stage, name)}:{tag}")
         dest = reference.parse(f"{dest_registry}/{_path(dest_stage, name)}:{tag}")
     except ValueError as exc:
-        raise DefinitionError(Problem(str(exc), "command line", None, "image")) from None
+        raise usage(str(exc), "image") from None
     source_auth = _override(
         source_auth_override, source.registry, "--source-auth-override", "SOURCE_AUTH_OVERRIDE"
     )
@@ -117,9 +117,7 @@ def _override(
     try:
         return auth.from_override(value, registry=registry)
     except ValueError as exc:  # the message describes the form, never the secret
-        raise DefinitionError(
-            Problem(f"{flag} ({variable}): {exc}", "command line", None, flag)
-        ) from None
+        raise usage(f"{flag} ({variable}): {exc}", flag) from None
 
 
 def _path(stage: str | None, name: str) -> str:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Annotated
 
 import typer
 from rich.live import Live
 
-from conveyor.cli.common import cv_of, err, out, pairs
+from conveyor.cli.common import cv_of, dump, err, out, pairs, text_or_json, usage
 from conveyor.cli.render import release_view
-from conveyor.errors import DefinitionError, Problem
 
 release_app = typer.Typer(
     help="Create, show, watch, retry, terminate and recall releases.", no_args_is_help=True
@@ -47,16 +45,13 @@ def release_show(
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
 ) -> None:
     """The release view: each environment's state, since when, and why."""
-    if output not in ("text", "json"):
-        raise DefinitionError(
-            Problem(f"unknown output '{output}': use text or json", "command line", None, "-o")
-        )
+    text_or_json(output)
     cv = cv_of(ctx)
     view = cv.show(ref)
     if output == "json":
         from dataclasses import asdict
 
-        out.print_json(json.dumps(asdict(view), default=str))
+        dump(asdict(view), "json")
         return
     out.print(release_view(view, cv.clock.now(), logs))
 
@@ -103,9 +98,7 @@ def release_label(
 ) -> None:
     """Set or remove release labels (the only thing about a release that can change)."""
     if not labels and not remove:
-        raise DefinitionError(
-            Problem("give KEY=VALUE labels to set, or --remove KEY", "command line", None, "labels")
-        )
+        raise usage("give KEY=VALUE labels to set, or --remove KEY", "labels")
     cv_of(ctx).label(ref, pairs(labels or [], "labels"), remove)
     out.print(f"release {ref} labelled")
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from conveyor.cli.common import dump, out, pairs, state_of
+from conveyor.cli.common import dump, out, pairs, state_of, text_or_json, usage
 from conveyor.cli.health import parse_at
 from conveyor.engine.simulate import (
     DEFAULT_SPAN,
@@ -66,12 +65,11 @@ def simulate(
     """Forecast when each environment would be promoted, held or recalled, and why:
     the release replayed with its health history on a copy of the store, every action
     simulated (nothing outside happens, the store is not changed)."""
-    if output not in ("text", "json"):
-        raise _option(f"unknown output '{output}': use text or json", "-o")
+    text_or_json(output)
     try:
         duration = parse_duration(span)
     except ValueError as exc:
-        raise _option(str(exc), "--for") from None
+        raise usage(str(exc), "--for") from None
     state = state_of(ctx)
     reports = load_history(history) if history is not None else []
     forecast = replay(
@@ -79,7 +77,7 @@ def simulate(
         release,
         reports,
         flow=flow,
-        start=_start(start),
+        start=parse_at(start, "--start"),
         span=duration,
         labels=pairs(label, "--label"),
         actor=state.actor,
@@ -89,17 +87,6 @@ def simulate(
         return
     for line in as_text(forecast, history, len(reports)):
         out.print(line, markup=False, highlight=False)
-
-
-def _option(message: str, option: str) -> DefinitionError:
-    return DefinitionError(Problem(message, "command line", None, option))
-
-
-def _start(text: str | None) -> datetime | None:
-    try:
-        return parse_at(text)
-    except DefinitionError as exc:  # parse_at speaks of --at
-        raise DefinitionError([replace(p, field="--start") for p in exc.problems]) from None
 
 
 # --- reading the history -------------------------------------------------------------------
@@ -112,9 +99,7 @@ def load_history(path: Path) -> list[HistoryReport]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError(
-            Problem(f"cannot read the history: {exc}", name, None, "--history")
-        ) from None
+        raise _bad(f"cannot read the history: {exc}", name, None, "--history") from None
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     rows = _json_lines(text, name) if first.startswith("{") else _csv_rows(text, name)
     reports: list[HistoryReport] = []
@@ -138,26 +123,22 @@ def _csv_rows(text: str, name: str) -> list[tuple[int, dict[str, Any]]]:
     wrong = [f"missing {f}" for f in FIELDS if f not in header]
     wrong += [f"unknown {f}" for f in header if f not in FIELDS]
     if wrong:
-        raise DefinitionError(
-            Problem(
-                f"the first line must be the header {','.join(FIELDS)} ({', '.join(wrong)}); "
-                f"a row then reads like {_EXAMPLE}",
-                name,
-                1,
-                "header",
-            )
+        raise _bad(
+            f"the first line must be the header {','.join(FIELDS)} ({', '.join(wrong)}); "
+            f"a row then reads like {_EXAMPLE}",
+            name,
+            1,
+            "header",
         )
     reader.fieldnames = header
     rows = []
     for row in reader:
         if None in row or any(v is None for v in row.values()):
-            raise DefinitionError(
-                Problem(
-                    f"{len(FIELDS)} values are needed ({','.join(FIELDS)}), e.g. {_EXAMPLE}",
-                    name,
-                    reader.line_num,
-                    "line",
-                )
+            raise _bad(
+                f"{len(FIELDS)} values are needed ({','.join(FIELDS)}), e.g. {_EXAMPLE}",
+                name,
+                reader.line_num,
+                "line",
             )
         rows.append((reader.line_num, dict(row)))
     return rows
@@ -171,25 +152,25 @@ def _json_lines(text: str, name: str) -> list[tuple[int, dict[str, Any]]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DefinitionError(
-                Problem(f"not JSON ({exc.msg}): write one object a line", name, number, "line")
+            raise _bad(
+                f"not JSON ({exc.msg}): write one object a line", name, number, "line"
             ) from None
         if not isinstance(value, dict):
-            raise DefinitionError(
-                Problem(f"a line holds one object with keys {', '.join(FIELDS)}", name, number)
-            )
+            raise _bad(f"a line holds one object with keys {', '.join(FIELDS)}", name, number)
         unknown = sorted(set(value) - set(FIELDS))
         if unknown:
-            raise DefinitionError(
-                Problem(f"unknown key: use {', '.join(FIELDS)}", name, number, unknown[0])
-            )
+            raise _bad(f"unknown key: use {', '.join(FIELDS)}", name, number, unknown[0])
         rows.append((number, {"state": None, **value}))
     return rows
 
 
+def _bad(message: str, name: str, line: int | None, field: str = "") -> DefinitionError:
+    return DefinitionError(Problem(message, name, line, field))
+
+
 def _report(values: dict[str, Any], name: str, line: int) -> HistoryReport:
     def problem(message: str, field: str) -> DefinitionError:
-        return DefinitionError(Problem(message, name, line, field))
+        return _bad(message, name, line, field)
 
     for key in _TEXT_FIELDS:
         if not isinstance(values.get(key), str) or not values[key].strip():

@@ -219,6 +219,7 @@ class Prober:
             answers, self._done = self._done, []
         stored = 0
         versions: dict[str, str | None] = {}
+        specs: dict[str, EnvironmentSpec] = {}  # read once: it costs more than a report
         for answer in answers:
             key, env = answer.probe.key, answer.probe.environment
             if not answer.report:
@@ -236,6 +237,8 @@ class Prober:
                 continue
             spec = answer.probe.spec
             try:
+                if env not in specs:
+                    specs[env] = health.current_environment(session, env)
                 stored += health.record(
                     session,
                     env,
@@ -246,6 +249,7 @@ class Prober:
                     answer.state,
                     version,
                     now,
+                    environment_spec=specs[env],
                 )
             except ConveyorError as exc:  # refused (registration rule, a bad version): skip
                 self._note(key, f"{answer.message}; report refused: {exc}")

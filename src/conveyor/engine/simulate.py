@@ -23,15 +23,13 @@ from sqlalchemy.orm import Session
 from conveyor.actions import Action, ActionContext, ActionResult, ActionSettings
 from conveyor.clock import Clock, ManualClock, SystemClock, utc
 from conveyor.engine import health, releases, resources
-from conveyor.engine.context import flow_spec
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.rollback import is_rollback
-from conveyor.engine.view import build
+from conveyor.engine.view import NodeView, build
 from conveyor.errors import ConveyorError, DefinitionError, NotFound, Problem
 from conveyor.model.definitions import ProductSpec
 from conveyor.model.duration import format_duration
-from conveyor.model.flow import build_graph
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.store import Store, open_store
@@ -260,14 +258,13 @@ class _Replay:
         with self.store.session() as s:
             release = s.get(ReleaseRow, self.release_id)
             assert release is not None
-            view = {(n.environment, n.node): n for n in build(s, release, now).nodes}
+            view = build(s, release, now)  # its nodes in the flow's order, times in UTC
+            own = {(p.environment, p.node): p for p in _own(s, release)}
             back = {p.environment: (p, v) for p, v in self._rollbacks(s, release)}
-            graph, _ = build_graph(flow_spec(release))
-            rank = {node: i for i, node in enumerate(graph.order())}
             envs = []
-            for p in sorted(_own(s, release), key=lambda p: (rank.get(p.node, len(rank)), p.id)):
-                node = view.get((p.environment, p.node))
-                forecast = _outcome(p, self.seen.get(p.id, _Seen()), node.detail if node else "")
+            for node in view.nodes:
+                p = own[node.environment, node.node]
+                forecast = _outcome(p, node, self.seen.get(p.id, _Seen()))
                 if p.environment in back:
                     rollback, version = back[p.environment]
                     done = rollback.finished_at if rollback.state == P.SUCCEEDED else None
@@ -275,16 +272,16 @@ class _Replay:
                     forecast = replace(forecast, rolled_back_to=version, rolled_back_at=at)
                 envs.append(forecast)
             return Forecast(
-                release.product,
-                release.version,
-                release.flow or "",
+                view.product,
+                view.version,
+                view.flow or "",
                 self.start,
                 now,
                 self.end - self.start,
                 stopped,
-                release.status,
-                release.message,
-                utc(release.finished_at) if release.finished_at else None,
+                view.status,
+                view.message,
+                view.finished_at,
                 fed,
                 envs,
             )
@@ -309,20 +306,18 @@ def _own(session: Session, release: ReleaseRow) -> list[PromotionRow]:
     return list(session.scalars(select(PromotionRow).where(PromotionRow.release_id == release.id)))
 
 
-def _outcome(p: PromotionRow, seen: _Seen, detail: str) -> EnvironmentForecast:
+def _outcome(p: PromotionRow, node: NodeView, seen: _Seen) -> EnvironmentForecast:
     state = P(p.state)
-    at = utc(p.finished_at) if p.finished_at else None
-    outcome, reason = str(state), p.message
+    at, outcome, reason = node.finished_at, str(state), p.message
     if state == P.RECALLED:
         reason = reason.removeprefix("recalled: ")
     if state == P.SUCCEEDED:
         outcome, reason = "promoted", ""
     elif state.active and p.wait_reason:
-        outcome, at, reason = "held", seen.held_since or utc(p.state_since), p.wait_reason
+        outcome, at, reason = "held", seen.held_since or node.since, p.wait_reason
     elif state == P.PENDING or state.active:  # pending: "after qa"; deploying: its state
-        outcome, at, reason = str(state), utc(p.state_since), detail
-    started = utc(p.started_at) if p.started_at else None
-    deployed = utc(p.deployed_at) if p.deployed_at else None
+        outcome, at, reason = str(state), node.since, node.detail
+    started, deployed = node.started_at, node.deployed_at
     return EnvironmentForecast(
         p.environment, p.node, outcome, at, reason, started, deployed, seen.held_reason
     )
