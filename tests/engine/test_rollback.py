@@ -143,3 +143,59 @@ def test_revert_needs_a_workflow_that_commits(cv: Conveyor) -> None:
     ship(cv, "1.1.0")
     with pytest.raises(Conflict, match="--revert needs a workflow that commits"):
         cv.rollback("prod", "1.0.0", revert=True)
+
+
+ROLLBACK_NAMED = """
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: rollback-eu, labels: {region: eu}}
+spec: {type: production}
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionPolicy
+metadata: {name: eu}
+spec:
+  priority: 10
+  selector: {environments: {labels: {region: eu}}}
+  gates:
+    - releaseLabel: {key: eu}
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {name: main}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments:
+    - {name: rollback-eu, dependsOn: [dev]}
+"""
+
+
+def test_an_environment_named_rollback_is_an_ordinary_node(cv: Conveyor) -> None:
+    """A rollback is marked by a column, not guessed from a name: an environment called
+    rollback-eu is listed once, keeps the never-older rule and recalls nothing."""
+    apply_yaml(cv, BASE + "---" + DEFS.split("---", 2)[2] + ROLLBACK_NAMED)
+    web = {"web": f"registry.local/web@{digest(9)}"}
+    cv.create_release("shop", "1.0.0", web, {"approved": "y"})
+    cv.trigger("main", "shop@1.0.0")
+    cv.run_until_idle()  # 1.0.0 waits for the label `eu` before rollback-eu
+    cv.create_release("shop", "2.0.0", web, {"approved": "y", "eu": "y"})
+    cv.trigger("main", "shop@2.0.0")
+    cv.run_until_idle()
+    view = cv.show("shop@2.0.0")
+    assert view.status == "succeeded"
+    assert [(n.environment, n.rollback) for n in view.nodes] == [
+        ("dev", False),
+        ("rollback-eu", False),
+    ]
+    cv.label("shop@1.0.0", {"eu": "y"})
+    cv.run_until_idle()
+    old = {n.environment: n.state for n in cv.show("shop@1.0.0").nodes}
+    assert old["rollback-eu"] == "superseded"  # never an older release over a newer one
+    assert {n.environment: n.state for n in cv.show("shop@2.0.0").nodes} == {
+        "dev": "succeeded",
+        "rollback-eu": "succeeded",
+    }
+    assert (cv.workdir / "rollback-eu.txt").read_text().strip() == "2.0.0"

@@ -73,7 +73,7 @@ def release_view(view: ReleaseView, now: datetime, logs: bool = False) -> Render
     for depth, level in enumerate(view.levels):
         for node in level:
             # A rollback is no child of the flow's last nodes: drawn at the left.
-            indent = 0 if node.node.startswith("rollback-") else depth
+            indent = 0 if node.rollback else depth
             name = ("  " * indent) + ("└ " if indent else "") + node.environment
             if node.node != node.environment:
                 name += f" ({node.node})"

@@ -11,7 +11,6 @@ from conveyor.clock import utc
 from conveyor.engine import recall
 from conveyor.engine.context import gate_context, template_context
 from conveyor.engine.passctx import PassContext
-from conveyor.engine.rollback import is_rollback
 from conveyor.model.gate import Fail, GateResult, Recall, Wait
 from conveyor.model.plan import Plan, Stage
 from conveyor.model.release import newer, parse_version
@@ -70,7 +69,7 @@ def _enter(pc: PassContext, release: ReleaseRow, p: PromotionRow, phase: str) ->
 def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) -> bool:
     """One promotion deploys to an environment at a time; never an older over a newer one."""
     # A rollback was asked for: it is the one promotion that may put an older release back.
-    ahead = None if is_rollback(p) else _newer_deployed(pc, release, p.environment)
+    ahead = None if p.rollback else _newer_deployed(pc, release, p.environment)
     if ahead is not None:
         pc.move(p, release, P.SUPERSEDED, f"{release.product}@{ahead} is already deployed here")
         return False

@@ -48,7 +48,7 @@ def recall(session: Session, release: ReleaseRow, reason: str, actor: str, now: 
     ).all()
     touched: list[str] = []
     for p in promotions:
-        if rollback.is_rollback(p):
+        if p.rollback:
             if not P(p.state).final:
                 move_promotion(session, now, actor, release, p, P.TERMINATED, f"recalled: {reason}")
             continue

@@ -24,7 +24,7 @@ from conveyor.engine.passctx import PassContext
 from conveyor.engine.probes import Prober, ProbeStatus
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
-from conveyor.engine.rollback import is_rollback, recall_newer
+from conveyor.engine.rollback import recall_newer
 from conveyor.engine.runner import TaskRunner
 from conveyor.model.definitions import TaskDef
 from conveyor.model.flow import build_graph
@@ -190,11 +190,11 @@ class Engine:
                         pc.move(p, release, P.WAITING)
                     advance(pc, release, p, upstream)
         for p in promotions:
-            if is_rollback(p) and P(p.state).active:
+            if p.rollback and P(p.state).active:
                 advance(pc, release, p, [])
                 if p.state == P.SUCCEEDED:
                     recall_newer(pc.session, pc.now, pc.actor, p, release)
-        flow_promotions = [p for p in promotions if not is_rollback(p)]
+        flow_promotions = [p for p in promotions if not p.rollback]
         self._conclude(pc, release, flow_promotions, finish, on_fail, template)
 
     def _conclude(

@@ -24,13 +24,9 @@ from conveyor.model.states import PromotionState as P
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow
 
-ROLLBACK_PREFIX = "rollback-"
+ROLLBACK_NODE = "rollback-{}"  # a rollback's node, numbered per release; `rollback` says it is one
 # Actions whose commits a `--revert` rollback undoes.
 COMMITTING = ("git.kustomize-set-image", "git.yaml-set", "git.merge")
-
-
-def is_rollback(p: PromotionRow) -> bool:
-    return p.node.startswith(ROLLBACK_PREFIX)
 
 
 def deployed(
@@ -110,14 +106,15 @@ def start(
     # Gates guard promotions going forward; a rollback is someone stopping the bleeding.
     body = body.model_copy(update={"gates": None})
     sources = {k: "rollback" if revert else v for k, v in merged.sources.items()}
-    count = sum(
-        1
-        for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == target.id))
-        if is_rollback(p)
-    )
+    own = list(session.scalars(select(PromotionRow).where(PromotionRow.release_id == target.id)))
+    count = sum(1 for p in own if p.rollback)
+    taken = {p.node for p in own if p.environment == environment}
+    while ROLLBACK_NODE.format(count + 1) in taken:  # a flow node may be named rollback-N too
+        count += 1
     p = PromotionRow(
         release_id=target.id,
-        node=f"{ROLLBACK_PREFIX}{count + 1}",
+        node=ROLLBACK_NODE.format(count + 1),
+        rollback=True,
         environment=environment,
         state=P.PENDING,
         state_since=now,

@@ -25,7 +25,6 @@ from conveyor.clock import Clock, ManualClock, SystemClock, utc
 from conveyor.engine import health, releases, resources
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
-from conveyor.engine.rollback import is_rollback
 from conveyor.engine.view import NodeView, build
 from conveyor.errors import ConveyorError, DefinitionError, NotFound, Problem
 from conveyor.model.definitions import ProductSpec
@@ -298,7 +297,7 @@ class _Replay:
         return [
             (p, version)
             for p, version in started
-            if is_rollback(p) and (p.policy.get("rollback") or {}).get("from") == release.version
+            if p.rollback and (p.policy.get("rollback") or {}).get("from") == release.version
         ]
 
 

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
 from conveyor.engine.context import flow_spec
-from conveyor.engine.rollback import is_rollback
 from conveyor.model.duration import format_duration
 from conveyor.model.flow import build_graph
 from conveyor.model.states import PromotionState as P
@@ -45,6 +44,7 @@ class NodeView:
     parents: list[str]
     tasks: list[TaskView] = field(default_factory=list)
     gates: list[dict[str, Any]] = field(default_factory=list)
+    rollback: bool = False  # put back by a rollback or a recall, outside the flow
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ def _node(
             {"stage": g.stage, "kind": g.kind, "result": g.result, "reason": g.reason}
             for g in gates.get(p.id, [])
         ],
+        p.rollback,
     )
 
 
@@ -182,7 +183,7 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
                         )
                     )
             levels.append(row)
-    rollbacks = [p for p in promotions if is_rollback(p)]
+    rollbacks = [p for p in promotions if p.rollback]
     if rollbacks:
         levels.append([_node(p, [], detail(p, [], [], now), tasks, gates) for p in rollbacks])
     return ReleaseView(

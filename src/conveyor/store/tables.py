@@ -92,6 +92,11 @@ class ReleaseRow(Base):
     hooks_done: Mapped[list[Any]] = mapped_column(JSON, default=list)
     generation: Mapped[int] = mapped_column(default=0)
     message: Mapped[str] = mapped_column(Text, default="")
+    # When the engine must look at this release again: NULL when nothing it waits for has
+    # a time (it rests until an event marks it). A pass reads only releases due by now.
+    next_look_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # A gate it waits at reads entity health: a health report marks it due.
+    watch_health: Mapped[bool] = mapped_column(default=False)
 
 
 class PromotionRow(Base):
@@ -120,6 +125,10 @@ class PromotionRow(Base):
     deployed_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     fail_hooks_pending: Mapped[bool] = mapped_column(default=False)
+    # Put back by `conveyor rollback` or a recall, outside the release's flow.
+    rollback: Mapped[bool] = mapped_column(default=False)
+    # Consecutive evaluations in which a gate raised or answered garbage.
+    plugin_errors: Mapped[int] = mapped_column(default=0)
 
 
 class TaskRunRow(Base):
@@ -144,6 +153,22 @@ class TaskRunRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     output: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
+    # Attempts started again because the engine running them died: they use up no retries.
+    takeovers: Mapped[int] = mapped_column(default=0)
+
+
+class EngineLeaseRow(Base):
+    """An engine process serving the database, alive while it renews its lease."""
+
+    __tablename__ = "engine_leases"
+
+    owner: Mapped[str] = mapped_column(String(80), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column()
+    mode: Mapped[str] = mapped_column(String(20))  # "engine" or "run" (run --until-idle)
+    started_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class GateResultRow(Base):
