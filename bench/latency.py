@@ -10,9 +10,14 @@ beside the database):
 Per trial: create a release (its flow triggers it), wait until the engine has evaluated
 its gate and gone idle (its CPU time stops growing), take t0, fire the event, then poll
 the database read-only every 2 ms (at most 10 s) for the promotion's task row to get
-`started_at`. Latency = started_at - t0; `started_at` is the engine's system-clock time
-at the start of the pass that started the task, so it excludes the rest of that pass and
-the commit; the time this process first saw the row (`seen`) is printed beside it.
+`started_at`. Three figures per trial, from t0:
+  ran:        the task's own start (it writes `date +%s.%N` to a file; same machine clock);
+  started_at: the row's `started_at`. Today the engine stamps it with the time the pass
+              *began*, and hands the task to its runner only after that pass commits, so
+              this figure leaves out the pass itself: with 1,000 releases open it says
+              ~10 ms while the task really starts 1-2 s later;
+  seen:       when this process first read the row (the pass committed).
+The RESULT's median and p99 are `ran`: what a user waits for. `started_at` is given too.
 Goal: median <= 50 ms, p99 <= 200 ms (one release alone: 4-9 ms on 2026-12-03).
 
 Today an engine pass over 1,000 open releases takes seconds, and each trial costs several
@@ -20,7 +25,7 @@ passes, so 100 trials would take many minutes: trials stop after `--budget` seco
 least `--min-trials`), and the last line says how many ran. `--budget 0` runs them all.
 Creating the 1,000 waiting releases through the API also takes 15-30 s today.
 
-    .venv/bin/python bench/latency.py [--waiting 1000] [--trials 100] [--budget 30]
+    .venv/bin/python bench/latency.py [--waiting 1000] [--trials 100] [--budget 25]
 """
 
 from __future__ import annotations
@@ -85,7 +90,9 @@ def definitions(bulk_products: int, waiting: int, trials: int) -> str:
     docs += [
         "apiVersion: conveyor.dev/v1\nkind: PromotionPolicy\nmetadata: {name: deploy}\n"
         "spec:\n  workflow:\n    steps:\n      - name: deploy\n        tasks:\n"
-        "          - {name: noop, uses: run, with: {args: ['true']}}\n",
+        # The task notes when it really started (its process's clock), for `ran`.
+        "          - {name: note, uses: run, with: {args: [sh, -c, 'date +%s.%N > \"$0\"',"
+        " 'started-${{ release.version }}']}}\n",
         "apiVersion: conveyor.dev/v1\nkind: PromotionPolicy\nmetadata: {name: soak}\n"
         "spec:\n  priority: 1\n  selector: {environments: {labels: {gate: soak}}}\n"
         "  gates:\n    - timed: {duration: 1d}\n",
@@ -148,12 +155,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def summary(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):7.1f} ms  p99 {percentile(values, 0.99):7.1f} ms"
+        f"  ({len(values)} trials)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waiting", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--budget", type=float, default=30.0, help="seconds of trials; 0: all")
-    parser.add_argument("--min-trials", type=int, default=6)
+    parser.add_argument("--budget", type=float, default=25.0, help="seconds of trials; 0: all")
+    parser.add_argument("--min-trials", type=int, default=4)
     args = parser.parse_args()
 
     conveyor_bin = Path(sys.executable).parent / "conveyor"
@@ -188,7 +202,9 @@ def main() -> None:
         wait_idle(engine)
         print(f"engine started and looked at them: {time.perf_counter() - start:.1f} s")
 
-        results: dict[str, list[float]] = {"label": [], "canary": []}
+        # ran: the task's own start; db: its row's started_at; seen: this process reads it.
+        ran: dict[str, list[float]] = {"label": [], "canary": []}
+        db: dict[str, list[float]] = {"label": [], "canary": []}
         seen: list[float] = []
         trials_start = time.perf_counter()
         for i in range(args.trials):
@@ -227,34 +243,32 @@ def main() -> None:
             )
             t_seen = time.time()
             at = datetime.fromisoformat(str(started)).replace(tzinfo=UTC).timestamp()
-            results[kind].append((at - t0) * 1000)
+            db[kind].append((at - t0) * 1000)
             seen.append((t_seen - t0) * 1000)
             reader.wait(
                 "the promotion to succeed",
                 "SELECT count(*) FROM promotions WHERE id = ? AND state = 'succeeded'",
                 promotion,
             )
+            ran[kind].append((float((tmp / f"started-{version}").read_text()) - t0) * 1000)
 
-        every = results["label"] + results["canary"]
-        for kind, values in results.items():
-            if values:
-                print(
-                    f"{kind:>6}: median {statistics.median(values):7.1f} ms  "
-                    f"p99 {percentile(values, 0.99):7.1f} ms  ({len(values)} trials)"
-                )
+        for name, figures in (("ran", ran), ("started_at", db)):
+            for kind, values in figures.items():
+                print(f"{name:>10} {kind:>6}: {summary(values)}")
+            print(f"{name:>10}    all: {summary(figures['label'] + figures['canary'])}")
+        print(f"{'seen':>10}    all: {summary(seen)}")
+        every, stamped = ran["label"] + ran["canary"], db["label"] + db["canary"]
         median, p99 = statistics.median(every), percentile(every, 0.99)
         print(
-            f"   all: median {median:7.1f} ms  p99 {p99:7.1f} ms  ({len(every)} trials, "
-            f"{args.waiting} other releases waiting; goal: median <= 50, p99 <= 200)"
-        )
-        print(
-            f"  seen: median {statistics.median(seen):7.1f} ms  p99 {percentile(seen, 0.99):7.1f}"
-            " ms  (t0 to this process reading the row)"
+            f"{len(every)} trials, {args.waiting} other releases waiting; "
+            f"goal (ran): median <= 50 ms, p99 <= 200 ms"
         )
         engine.send_signal(signal.SIGTERM)
         engine.wait(timeout=30)
         print(
             f"RESULT median_ms={median:.1f} p99_ms={p99:.1f} trials={len(every)} "
+            f"started_at_median_ms={statistics.median(stamped):.1f} "
+            f"started_at_p99_ms={percentile(stamped, 0.99):.1f} "
             f"waiting={args.waiting} setup_s={setup:.1f}"
         )
     finally:
