@@ -46,6 +46,8 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python bench/gitops.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/health.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
