@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
@@ -69,23 +68,24 @@ def template_context(
     return ctx
 
 
-def deployed_at(session: Session, release_id: int, environment: str) -> datetime | None:
-    """When this release finished deploying to an environment, if it did and still holds it."""
-    row = session.scalars(
-        select(PromotionRow).where(
-            PromotionRow.release_id == release_id,
-            PromotionRow.environment == environment,
-            PromotionRow.deployed_at.is_not(None),
-            PromotionRow.state.in_([PromotionState.VERIFYING, PromotionState.SUCCEEDED]),
-        )
-    ).first()
-    return utc(row.deployed_at) if row and row.deployed_at else None
+def deployed_at(promotions: Sequence[PromotionRow], environment: str) -> datetime | None:
+    """When the release of `promotions` (all of one release) finished deploying to an
+    environment, if it did and still holds it."""
+    for p in promotions:
+        if (
+            p.environment == environment
+            and p.deployed_at is not None
+            and p.state in (PromotionState.VERIFYING, PromotionState.SUCCEEDED)
+        ):
+            return utc(p.deployed_at)
+    return None
 
 
 def gate_context(
     session: Session,
     release: ReleaseRow,
     promotion: PromotionRow,
+    siblings: Sequence[PromotionRow],
     upstream: list[str],
     phase: Literal["entry", "verify"],
     now: datetime,
@@ -118,7 +118,7 @@ def gate_context(
         environment=promotion.environment,
         phase=phase,
         upstream=upstream,
-        deployed_at=lambda env: deployed_at(session, release.id, env),
+        deployed_at=lambda env: deployed_at(siblings, env),
         environments={name: labels for name, (_, labels) in envs.items()},
         entity_health=entity_health,
         health_rules=health.rules_of(product),

@@ -17,7 +17,7 @@ from sqlalchemy import Row, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from conveyor.engine import resources
+from conveyor.engine import due, resources
 from conveyor.engine.releases import stored_version
 from conveyor.errors import DefinitionError, Problem
 from conveyor.gates import HealthRules
@@ -132,6 +132,7 @@ def record(
             received_at=now,
         )
     )
+    due.health_reported(session, now)
     session.flush()
     return True
 

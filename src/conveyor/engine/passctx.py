@@ -13,17 +13,47 @@ from sqlalchemy.orm import Session
 from conveyor.actions import Action, ActionContext, ActionResult
 from conveyor.clock import utc
 from conveyor.engine import resources
-from conveyor.engine.context import policy_body
+from conveyor.engine.context import flow_spec, policy_body
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
 from conveyor.engine.transitions import move_promotion
 from conveyor.health.timeline import EntityHealth
-from conveyor.model.definitions import EnvironmentSpec, TaskDef
-from conveyor.model.plan import Plan, build_plan
+from conveyor.model.definitions import EnvironmentSpec, FlowSpec, TaskDef
+from conveyor.model.flow import FlowGraph, build_graph
+from conveyor.model.plan import Plan, Stage, build_plan, release_plan
 from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus
 from conveyor.model.states import TaskStatus as T
 from conveyor.store import audit
-from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
+from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
+
+CHUNK = 500  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class FlowParts:
+    spec: FlowSpec
+    graph: FlowGraph
+    start: Stage | None
+    finish: Stage | None
+    on_fail: list[TaskDef]
+
+
+class Parsed:
+    """What a pass would otherwise parse again each time, kept by the engine across passes:
+    a promotion's plan (its policy snapshot never changes), a flow revision's graph and
+    hooks, a gate's validated settings. Bounded: cleared whole when it grows too large."""
+
+    LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self.plans: dict[int, Plan] = {}
+        self.flows: dict[tuple[str | None, int | None], FlowParts] = {}
+        self.gate_settings: dict[tuple[int, str, int], Any] = {}
+
+    def trim(self) -> None:
+        for cache in (self.plans, self.flows, self.gate_settings):
+            if len(cache) > self.LIMIT:
+                cache.clear()
 
 
 @dataclass
@@ -35,17 +65,99 @@ class PassContext:
     owner: str
     workdir: Path
     data_dir: Path
+    parsed: Parsed = field(default_factory=Parsed)
     actor: str = "engine"
     moved: bool = False
-    wake_times: list[datetime] = field(default_factory=list)
     starts: list[tuple[TaskRunRow, Action, ActionContext]] = field(default_factory=list)
+    # The release being looked at: when it asked to be looked at again, whether a gate it
+    # waits at reads entity health. Stored on the release when the look ends.
+    release_wakes: list[datetime] = field(default_factory=list)
+    release_watches_health: bool = False
+    # Environments a promotion left during the pass: who waited for them is due.
+    freed: set[str] = field(default_factory=set)
     _task_rows: dict[int, dict[tuple[str, int, str, str], TaskRunRow]] = field(default_factory=dict)
+    _promotions: dict[int, list[PromotionRow]] = field(default_factory=dict)
+    _gate_rows: dict[tuple[int, int, str], list[GateResultRow]] = field(default_factory=dict)
+    _gates_read: set[int] = field(default_factory=set)  # promotions whose results are read
+    _deployed: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _versions: dict[str, list[str]] = field(default_factory=dict)
-    _plans: dict[int, Plan] = field(default_factory=dict)
     _holders: dict[str, list[tuple[PromotionRow, ReleaseRow]]] | None = None
     _environments: dict[str, tuple[EnvironmentSpec, dict[str, str]]] | None = None
     # Entity health per (environment, product, version): a pass judges it once.
     health: dict[tuple[str, str, str], dict[str, EntityHealth]] = field(default_factory=dict)
+
+    def preload(self, releases: list[ReleaseRow]) -> None:
+        """Read the promotions, task runs and current gate results of the releases due, in
+        a fixed number of queries (chunked), instead of a few per release."""
+        ids = [r.id for r in releases]
+        for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+            for release_id in chunk:
+                self._promotions[release_id] = []
+                self._task_rows[release_id] = {}
+            promotions = self.session.scalars(
+                select(PromotionRow)
+                .where(PromotionRow.release_id.in_(chunk))
+                .order_by(PromotionRow.id)
+            )
+            for p in promotions:
+                self._promotions[p.release_id].append(p)
+                self._gates_read.add(p.id)
+            for row in self.session.scalars(
+                select(TaskRunRow).where(TaskRunRow.release_id.in_(chunk))
+            ):
+                key = (row.scope, row.generation, row.stage, row.task)
+                self._task_rows[row.release_id][key] = row
+            for g in self.session.scalars(
+                select(GateResultRow)
+                .join(PromotionRow, GateResultRow.promotion_id == PromotionRow.id)
+                .where(
+                    PromotionRow.release_id.in_(chunk),
+                    GateResultRow.generation == PromotionRow.generation,
+                )
+            ):
+                self._gate_rows.setdefault((g.promotion_id, g.generation, g.stage), []).append(g)
+
+    def promotions(self, release: ReleaseRow) -> list[PromotionRow]:
+        found = self._promotions.get(release.id)
+        if found is None:
+            found = self._promotions[release.id] = list(
+                self.session.scalars(
+                    select(PromotionRow)
+                    .where(PromotionRow.release_id == release.id)
+                    .order_by(PromotionRow.id)
+                )
+            )
+        return found
+
+    def gate_rows(self, p: PromotionRow, stage: str) -> list[GateResultRow]:
+        """The stored results of a promotion's gates at `stage` in its current generation."""
+        key = (p.id, p.generation, stage)
+        if key not in self._gate_rows and p.id in self._gates_read:
+            self._gate_rows[key] = []  # read with the release: it has none yet
+        if key not in self._gate_rows:
+            self._gate_rows[key] = list(
+                self.session.scalars(
+                    select(GateResultRow).where(
+                        GateResultRow.promotion_id == p.id,
+                        GateResultRow.generation == p.generation,
+                        GateResultRow.stage == stage,
+                    )
+                )
+            )
+        return self._gate_rows[key]
+
+    def begin_release(self) -> None:
+        self.release_wakes = []
+        self.release_watches_health = False
+
+    def forget(self, release_id: int) -> None:
+        """A look at a release was rolled back: what the pass cached of it may be stale."""
+        self._task_rows.pop(release_id, None)
+        self._promotions.pop(release_id, None)
+        self._gate_rows.clear()
+        self._gates_read.clear()
+        self._deployed.clear()
+        self._holders = None
 
     @property
     def environments(self) -> dict[str, tuple[EnvironmentSpec, dict[str, str]]]:
@@ -55,11 +167,21 @@ class PassContext:
         return self._environments
 
     def plan(self, p: PromotionRow) -> Plan:
-        """A promotion's plan, parsed once per pass (its policy never changes)."""
-        plan = self._plans.get(p.id)
+        """A promotion's plan, parsed once (its policy never changes)."""
+        plan = self.parsed.plans.get(p.id)
         if plan is None:
-            plan = self._plans[p.id] = build_plan(policy_body(p))
+            plan = self.parsed.plans[p.id] = build_plan(policy_body(p))
         return plan
+
+    def flow(self, release: ReleaseRow) -> FlowParts:
+        """A release's flow (as triggered), its graph and hooks, parsed once per revision."""
+        key = (release.flow, release.flow_revision)
+        parts = self.parsed.flows.get(key)
+        if parts is None:
+            spec = flow_spec(release)
+            graph, _ = build_graph(spec)
+            parts = self.parsed.flows[key] = FlowParts(spec, graph, *release_plan(spec.hooks))
+        return parts
 
     def triggered_versions(self, product: str) -> list[str]:
         """Versions of a product that were ever sent down a flow, read once per pass."""
@@ -72,6 +194,26 @@ class PassContext:
                     )
                 )
             )
+        return versions
+
+    def deployed_versions(self, product: str, environment: str) -> list[str]:
+        """Versions of `product` that succeeded in `environment`: read once per pass for
+        each pair, and kept up to date as the pass's promotions succeed or are recalled."""
+        key = (product, environment)
+        versions = self._deployed.get(key)
+        if versions is None:
+            with self.session.no_autoflush:
+                versions = self._deployed[key] = list(
+                    self.session.scalars(
+                        select(ReleaseRow.version)
+                        .join(PromotionRow, PromotionRow.release_id == ReleaseRow.id)
+                        .where(
+                            PromotionRow.environment == environment,
+                            PromotionRow.state == PromotionState.SUCCEEDED,
+                            ReleaseRow.product == product,
+                        )
+                    )
+                )
         return versions
 
     def _task_index(self, release_id: int) -> dict[tuple[str, int, str, str], TaskRunRow]:
@@ -99,17 +241,28 @@ class PassContext:
         return self._holders.setdefault(environment, [])
 
     def wake_at(self, when: datetime | None) -> None:
+        """The release being looked at wants another look at `when`."""
         if when is not None:
-            self.wake_times.append(utc(when))
+            self.release_wakes.append(utc(when))
 
     # --- transitions, each one audited ---------------------------------------------
 
     def move(
         self, p: PromotionRow, release: ReleaseRow, state: PromotionState, message: str = ""
     ) -> None:
-        held = PromotionState(p.state).holds_environment
+        old = PromotionState(p.state)
+        held = old.holds_environment
         if move_promotion(self.session, self.now, self.actor, release, p, state, message):
             self.moved = True
+            if held and not state.holds_environment:
+                self.freed.add(p.environment)
+            if state.final:
+                self.cancel_tasks(release.id, p)  # a final promotion leaves no task queued
+            versions = self._deployed.get((release.product, p.environment))
+            if versions is not None and state == PromotionState.SUCCEEDED:
+                versions.append(release.version)
+            elif versions is not None and old == PromotionState.SUCCEEDED:
+                versions.remove(release.version)
             if held != state.holds_environment:
                 # Listed once if it now holds the environment (a first read may list it).
                 holders = self.holders(p.environment)
@@ -263,13 +416,10 @@ class PassContext:
         )
 
     def cancel_tasks(self, release_id: int, promotion: PromotionRow | None) -> None:
-        q = select(TaskRunRow).where(
-            TaskRunRow.release_id == release_id,
-            TaskRunRow.status.in_(UNFINISHED_TASKS),
-        )
-        if promotion is not None:
-            q = q.where(TaskRunRow.scope == _scope(promotion))
-        for row in self.session.scalars(q):
+        scope = None if promotion is None else _scope(promotion)
+        for row in list(self._task_index(release_id).values()):
+            if row.status not in UNFINISHED_TASKS or scope not in (None, row.scope):
+                continue
             self.runner.cancel(row.id)
             row.status, row.finished_at = T.CANCELLED, self.now
             row.error = row.error or "cancelled"

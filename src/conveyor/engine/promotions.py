@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from conveyor.clock import utc
 from conveyor.engine import recall
+from conveyor.engine.backoff import backoff
 from conveyor.engine.context import gate_context, template_context
 from conveyor.engine.passctx import PassContext
-from conveyor.model.gate import Fail, GateResult, Recall, Wait
+from conveyor.gates import GateContext
+from conveyor.health.timeline import EntityHealth
+from conveyor.model.gate import Fail, GateResult, Pass, Recall, Wait
 from conveyor.model.plan import Plan, Stage
 from conveyor.model.release import newer, parse_version
 from conveyor.model.states import PromotionState as P
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow
+
+log = logging.getLogger(__name__)
+PLUGIN_TRIES = 5  # a gate that raised this many times in a row fails its promotion
 
 
 def advance(pc: PassContext, release: ReleaseRow, p: PromotionRow, upstream: list[str]) -> None:
@@ -88,47 +94,48 @@ def _newer_deployed(pc: PassContext, release: ReleaseRow, environment: str) -> s
     """The newest version of the product above this release's deployed in `environment`."""
     if not any(newer(v, release.version) for v in pc.triggered_versions(release.product)):
         return None  # the common case, with no query per environment
-    # Only promotions of releases older than this one can have succeeded earlier in this
-    # pass (releases are reconciled oldest first), so unflushed changes cannot matter here.
-    with pc.session.no_autoflush:
-        deployed = pc.session.scalars(
-            select(ReleaseRow.version)
-            .join(PromotionRow, PromotionRow.release_id == ReleaseRow.id)
-            .where(
-                PromotionRow.environment == environment,
-                PromotionRow.state == P.SUCCEEDED,
-                ReleaseRow.product == release.product,
-            )
-        ).all()
-    ahead = [v for v in deployed if newer(v, release.version)]
+    ahead = [
+        v for v in pc.deployed_versions(release.product, environment) if newer(v, release.version)
+    ]
     return max(ahead, key=parse_version) if ahead else None
 
 
 def _gates(
     pc: PassContext, release: ReleaseRow, p: PromotionRow, stage: Stage, upstream: list[str]
 ) -> bool:
+    if p.plugin_errors and p.wait_until is not None and utc(p.wait_until) > pc.now:
+        pc.wake_at(p.wait_until)  # a gate failed: not asked again before its backoff ends
+        return False
     phase: Literal["entry", "verify"] = "entry" if stage.key == "entry" else "verify"
-    ctx = gate_context(pc.session, release, p, upstream, phase, pc.now, pc.environments, pc.health)
+    ctx = gate_context(
+        pc.session,
+        release,
+        p,
+        pc.promotions(release),
+        upstream,
+        phase,
+        pc.now,
+        pc.environments,
+        pc.health,
+    )
+    reads_health = ctx.entity_health
+
+    def watched(environment: str) -> dict[str, EntityHealth]:
+        pc.release_watches_health = True  # a new report may change this gate's answer
+        return reads_health(environment)
+
+    ctx = replace(ctx, entity_health=watched)
     waits: list[Wait] = []
     turns: list[datetime] = []  # when a passing gate may turn
-    stored = {
-        row.position: row
-        for row in pc.session.scalars(
-            select(GateResultRow).where(
-                GateResultRow.promotion_id == p.id,
-                GateResultRow.generation == p.generation,
-                GateResultRow.stage == stage.key,
-            )
-        )
-    }
+    stored = {row.position: row for row in pc.gate_rows(p, stage.key)}
     for position, entry in enumerate(stage.gates):
         ((kind, raw),) = entry.items()
-        gate = pc.registry.gates.get(kind)
-        result: GateResult
-        if gate is None:
-            result = Fail(f"unknown gate kind '{kind}'")
-        else:
-            result = gate.evaluate(gate.Settings.model_validate(raw or {}), ctx)
+        try:
+            result = _evaluate(pc, p, stage.key, position, kind, raw, ctx)
+        except PluginError as exc:
+            _store_gate(pc, p, stage.key, stored.get(position), position, kind, Wait(str(exc)))
+            _plugin_failed(pc, release, p, str(exc))
+            return False
         _store_gate(pc, p, stage.key, stored.get(position), position, kind, result)
         if isinstance(result, Recall):
             recall.recall(pc.session, release, f"{kind}: {result.reason}", pc.actor, pc.now)
@@ -142,6 +149,8 @@ def _gates(
             waits.append(result)
         elif result.until is not None:
             turns.append(result.until)
+    if p.plugin_errors:
+        p.plugin_errors = 0
     if not waits:
         return True
     timed = [w.until for w in waits if w.until is not None]
@@ -154,6 +163,48 @@ def _gates(
     # passing now: look again at the earliest.
     pc.wake_at(min([*timed, *turns]) if timed or turns else None)
     return False
+
+
+class PluginError(Exception):
+    """A gate raised or answered something that is not a gate result."""
+
+
+def _evaluate(
+    pc: PassContext,
+    p: PromotionRow,
+    stage: str,
+    position: int,
+    kind: str,
+    raw: Any,
+    ctx: GateContext,
+) -> GateResult:
+    gate = pc.registry.gates.get(kind)
+    if gate is None:
+        return Fail(f"unknown gate kind '{kind}'")
+    key = (p.id, stage, position)
+    try:
+        settings = pc.parsed.gate_settings.get(key)
+        if settings is None:
+            settings = pc.parsed.gate_settings[key] = gate.Settings.model_validate(raw or {})
+        result = gate.evaluate(settings, ctx)
+    except Exception as exc:  # a plugin's bug harms only this promotion
+        log.warning("gate %s of promotion %s raised", kind, p.id, exc_info=True)
+        raise PluginError(f"gate {kind} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, (Pass, Wait, Fail, Recall)):
+        raise PluginError(f"gate {kind} answered {type(result).__name__}, not a gate result")
+    return result
+
+
+def _plugin_failed(pc: PassContext, release: ReleaseRow, p: PromotionRow, error: str) -> None:
+    """Try again later with a growing, jittered backoff; fail after a few tries in a row."""
+    p.plugin_errors += 1  # not "moved": the release rests until its backoff has passed
+    if p.plugin_errors >= PLUGIN_TRIES:
+        fail(pc, release, p, f"{error} ({p.plugin_errors} times in a row)", pc.plan(p))
+        return
+    until = pc.now + backoff(p.plugin_errors)
+    p.wait_reason = f"{error}; trying again ({p.plugin_errors} of {PLUGIN_TRIES})"
+    p.wait_until = until
+    pc.wake_at(until)
 
 
 def _store_gate(

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conveyor.engine import rollback
+from conveyor.engine import due, rollback
 from conveyor.engine.transitions import move_promotion
 from conveyor.model.release import newer
 from conveyor.model.states import PromotionState as P
@@ -42,6 +42,7 @@ def recall(session: Session, release: ReleaseRow, reason: str, actor: str, now: 
     ref = f"{release.product}@{release.version}"
     before = release.status
     release.status, release.message, release.finished_at = R.RECALLED, reason, now
+    due.mark(session, release, now)
     audit.append(session, now, actor, "release.recall", ref, {"status": before}, {"reason": reason})
     promotions = session.scalars(
         select(PromotionRow).where(PromotionRow.release_id == release.id).order_by(PromotionRow.id)

@@ -7,6 +7,7 @@ gate or a retry asked for, or until woken by an event (a task finished, a write)
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -15,21 +16,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import func, select
 
-from conveyor.clock import Clock
-from conveyor.engine import wakeup
-from conveyor.engine.context import flow_spec, template_context
-from conveyor.engine.passctx import PassContext
+from conveyor.clock import Clock, utc
+from conveyor.engine import due, wakeup
+from conveyor.engine.backoff import backoff
+from conveyor.engine.context import template_context
+from conveyor.engine.passctx import Parsed, PassContext
 from conveyor.engine.probes import Prober, ProbeStatus
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.rollback import recall_newer
 from conveyor.engine.runner import TaskRunner
 from conveyor.model.definitions import TaskDef
-from conveyor.model.flow import build_graph
-from conveyor.model.plan import Stage, release_plan
-from conveyor.model.states import UNFINISHED_TASKS
+from conveyor.model.plan import Stage
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
@@ -37,6 +37,7 @@ from conveyor.store import Store
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
 RESYNC = timedelta(seconds=5)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,15 @@ class Engine:
         self.prober = Prober(clock, self.wake)
         self._stop = threading.Event()
         self._resumed = False
+        self.parsed = Parsed()
+        # Releases whose look failed, and how many times in a row: their backoff grows.
+        self._failures: dict[int, int] = {}
 
     # --- one pass ------------------------------------------------------------------
 
     def run_pass(self) -> PassOutcome:
+        """Look at the releases due by now (a fixed number of queries to load them), store
+        when each is due next, and start the tasks decided."""
         self.wake.clear()
         with self.store.session() as session:
             pc = PassContext(
@@ -81,35 +87,63 @@ class Engine:
                 self.owner,
                 self.workdir,
                 self.data_dir,
+                self.parsed,
             )
             self._collect(pc)
             self.prober.record(session, pc.now)
-            releases = session.scalars(
-                select(ReleaseRow).where(_open_releases()).order_by(ReleaseRow.id)
-            ).all()
-            for release in releases:
-                self._release(pc, release)
-            for p in session.scalars(
-                select(PromotionRow).where(
-                    PromotionRow.state == P.WAITING, PromotionRow.wait_until.is_not(None)
+            releases = list(
+                session.scalars(
+                    select(ReleaseRow)
+                    .where(ReleaseRow.next_look_at <= pc.now)
+                    .order_by(ReleaseRow.id)
                 )
-            ):
-                pc.wake_at(p.wait_until)
-            for r in session.scalars(
-                select(TaskRunRow).where(TaskRunRow.status.in_([T.RETRYING, T.POLLING]))
-            ):
-                pc.wake_at(r.next_attempt_at)
-            next_at = min(pc.wake_times) if pc.wake_times else None
+            )
+            pc.preload(releases)
+            for release in releases:
+                self._look_at(pc, release)
+            due.environments_freed(session, pc.freed, pc.now)
+            next_at = session.scalar(select(func.min(ReleaseRow.next_look_at)))
         pc.start_tasks()
-        return PassOutcome(pc.moved, next_at, self.runner.inflight)
+        self.parsed.trim()
+        return PassOutcome(pc.moved, utc(next_at) if next_at else None, self.runner.inflight)
+
+    def _look_at(self, pc: PassContext, release: ReleaseRow) -> None:
+        """Move one release as far as it can go, in a savepoint: whatever goes wrong in it
+        (a plugin, a bug) is rolled back, logged and retried later, and harms no other."""
+        pc.begin_release()
+        moved, started = pc.moved, len(pc.starts)
+        pc.moved = False
+        try:
+            with pc.session.begin_nested():
+                self._release(pc, release)
+        except Exception:
+            # A bug or a broken plugin outside the gates' own guard: never the whole pass.
+            pc.forget(release.id)
+            del pc.starts[started:]
+            failures = self._failures.get(release.id, 0) + 1
+            self._failures[release.id] = failures
+            ref = f"{release.product}@{release.version}"
+            log.exception("looking at %s failed (%d in a row)", ref, failures)
+            release.next_look_at = pc.now + backoff(failures)
+            pc.moved = moved
+            return
+        self._failures.pop(release.id, None)
+        if pc.moved:
+            release.next_look_at = pc.now  # it moved: one more look, until a look moves nothing
+        else:
+            release.next_look_at = min(pc.release_wakes) if pc.release_wakes else None
+        release.watch_health = pc.release_watches_health
+        pc.moved = pc.moved or moved
 
     def _collect(self, pc: PassContext) -> None:
         """Store finished tasks; on the first pass, re-queue tasks that a previous engine
         left running (resume)."""
+        finished: set[int] = set()
         for done in self.runner.collect():
             row = pc.session.get(TaskRunRow, done.run_id)
             if row is None:
                 continue
+            finished.add(row.release_id)
             if row.status == T.CANCELLED:  # stopped on purpose; keep what it printed
                 row.output = done.result.output
                 continue
@@ -126,7 +160,9 @@ class Engine:
             for row in stopped:
                 self.runner.cancel(row.id)
                 row.status, row.finished_at, row.error = T.CANCELLED, pc.now, "release stopped"
+                finished.add(row.release_id)
                 pc.moved = True
+        due.mark_ids(pc.session, finished, pc.now)
         if self._resumed:
             return
         self._resumed = True
@@ -146,16 +182,15 @@ class Engine:
             tasks = stage.tasks if stage else (plan.on_fail if plan else [])
         else:
             release = pc.session.get(ReleaseRow, row.release_id)
-            hooks = flow_spec(release).hooks if release else None
+            hooks = pc.flow(release).spec.hooks if release else None
             tasks = [*hooks.onStart, *hooks.onSuccess, *hooks.onFail] if hooks else []
         return next((t for t in tasks if t.name == row.task), None)
 
     # --- one release ---------------------------------------------------------------
 
     def _release(self, pc: PassContext, release: ReleaseRow) -> None:
-        flow = flow_spec(release)
-        graph, _ = build_graph(flow)
-        start, finish, on_fail = release_plan(flow.hooks)
+        flow = pc.flow(release)
+        graph, start, finish = flow.graph, flow.start, flow.finish
         template = template_context(release, None, pc.environments)
         done = list(release.hooks_done)
 
@@ -169,14 +204,11 @@ class Engine:
                 release.hooks_done = [*done, start.key]
                 done = release.hooks_done
 
-        promotions = pc.session.scalars(
-            select(PromotionRow)
-            .where(PromotionRow.release_id == release.id)
-            .order_by(PromotionRow.id)
-        ).all()
+        promotions = pc.promotions(release)
         by_node: dict[str, list[PromotionRow]] = {}
         for p in promotions:
-            by_node.setdefault(p.node, []).append(p)
+            if not p.rollback:
+                by_node.setdefault(p.node, []).append(p)
         if release.status == R.RUNNING or any(p.state != P.PENDING for p in promotions):
             for node in graph.order():
                 parents = [
@@ -195,7 +227,7 @@ class Engine:
                 if p.state == P.SUCCEEDED:
                     recall_newer(pc.session, pc.now, pc.actor, p, release)
         flow_promotions = [p for p in promotions if not p.rollback]
-        self._conclude(pc, release, flow_promotions, finish, on_fail, template)
+        self._conclude(pc, release, flow_promotions, finish, flow.on_fail, template)
 
     def _conclude(
         self,
@@ -295,28 +327,3 @@ class Engine:
 
     def close(self) -> None:
         self.runner.shutdown()
-
-
-def _open_releases() -> ColumnElement[bool]:
-    """Running releases, and others that still have something moving: a failed release's
-    sibling finishing or onFail hook, a rollback. Releases at rest are not read again."""
-    busy_promotion = (
-        select(PromotionRow.id)
-        .where(
-            PromotionRow.release_id == ReleaseRow.id,
-            or_(
-                PromotionRow.state.in_([P.WAITING, P.RUNNING, P.VERIFYING]),
-                PromotionRow.fail_hooks_pending.is_(True),
-            ),
-        )
-        .exists()
-    )
-    busy_task = (
-        select(TaskRunRow.id)
-        .where(
-            TaskRunRow.release_id == ReleaseRow.id,
-            TaskRunRow.status.in_(UNFINISHED_TASKS),
-        )
-        .exists()
-    )
-    return or_(ReleaseRow.status == R.RUNNING, busy_promotion, busy_task)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from conveyor.engine import resources
+from conveyor.engine import due, resources
 from conveyor.engine.transitions import move_promotion
 from conveyor.errors import Conflict, DefinitionError, NotFound, Problem
 from conveyor.model.flow import build_graph
@@ -190,6 +190,7 @@ def trigger(
             )
     release.flow, release.flow_revision, release.flow_document = flow_name, revision, document
     release.status, release.triggered_at, release.triggered_by = R.RUNNING, now, actor
+    due.mark(session, release, now)
     audit.append(
         session,
         now,
@@ -203,6 +204,7 @@ def trigger(
         for older in in_flight:
             if newer(release.version, older.version):
                 _supersede(session, older, release, actor, now)
+                due.mark(session, older, now)
     session.flush()
     return release
 
@@ -235,6 +237,7 @@ def set_labels(
     before = dict(release.labels)
     after = {k: v for k, v in {**before, **labels}.items() if k not in remove}
     release.labels = after
+    due.mark(session, release, now)
     audit.append(
         session,
         now,
@@ -264,6 +267,7 @@ def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> l
     release.hooks_done = [k for k in release.hooks_done if k != "release.onFail"]
     _requeue(session, TaskRunRow.release_id == release.id, TaskRunRow.scope == "release")
     release.status, release.finished_at, release.message = R.RUNNING, None, ""
+    due.mark(session, release, now)
     audit.append(
         session,
         now,
@@ -303,6 +307,7 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
         row.status, row.finished_at = T.CANCELLED, now
     before = release.status
     release.status, release.finished_at = R.TERMINATED, now
+    due.mark(session, release, now)
     audit.append(
         session,
         now,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from conveyor.engine import due
 from conveyor.engine.registry import Registry
 from conveyor.errors import Conflict, DefinitionError, NotFound, Problem
 from conveyor.model.definitions import (
@@ -153,6 +154,8 @@ def apply(
             {"revision": revision, **d.document},
         )
         outcome.append((d, "configured" if old else "created"))
+    if any(result != "unchanged" for _, result in outcome):
+        due.definitions_changed(session, now)
     _forget(session)
     return outcome
 
@@ -208,6 +211,7 @@ def delete(session: Session, kind: str, name: str, actor: str, now: Any) -> int:
             applied_at=now,
         )
     )
+    due.definitions_changed(session, now)
     audit.append(session, now, actor, "delete", c.ref, c.document, None)
     _forget(session)
     return c.revision + 1

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conveyor.engine import releases, resources
+from conveyor.engine import due, releases, resources
 from conveyor.engine.transitions import move_promotion
 from conveyor.errors import Conflict, NotFound
 from conveyor.model.definitions import PolicyBody
@@ -126,6 +126,7 @@ def start(
     )
     session.add(p)
     session.flush()
+    due.mark(session, target, now)
     after: dict[str, Any] = {"to": target.version, "revert": revert}
     if reason:
         after["reason"] = reason

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from conveyor.actions import Action, ActionContext, ActionResult, ActionSettings
 from conveyor.clock import Clock, ManualClock, SystemClock, utc
-from conveyor.engine import health, releases, resources
+from conveyor.engine import due, health, releases, resources
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import NodeView, build
@@ -196,17 +196,20 @@ class _Replay:
             now = self.clock.now()
             while change is not None and change <= now:
                 change = next(changes, None)
-            due = [t for t in (change, outcome.next_at) if t is not None]
-            if not due:
+            times = [t for t in (change, outcome.next_at) if t is not None]
+            if not times:
                 stopped = "nothing left to wait for"
                 break
             # An engine that asked for now and did not move must not spin on one instant.
-            when = max(min(due), now + timedelta(microseconds=1))
+            when = max(min(times), now + timedelta(microseconds=1))
             if when > self.end:
                 self.clock.set(self.end)
                 stopped = "time limit"
                 break
             self.clock.set(when)
+            if when == change:  # the report "arrives": who waits on health looks again
+                with self.store.session() as s:
+                    due.health_reported(s, when)
         return self._forecast(stopped, sum(1 for r in reports if r.time <= self.clock.now()))
 
     def _settle(self) -> PassOutcome:

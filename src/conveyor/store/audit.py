@@ -19,11 +19,17 @@ _HEAD = "conveyor.audit.head"
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_head(session: Session, transaction: SessionTransaction) -> None:
-    """The head is remembered within one transaction only. A savepoint that ends may have
-    been rolled back with the events it held, and after the transaction another process
-    may append: the next append reads the head again. (A flush's subtransaction keeps it.)"""
-    if transaction.nested or transaction.parent is None:
+    """The head is remembered within one transaction only: after it, another process may
+    append, and the next append reads the head again."""
+    if transaction.parent is None:
         session.info.pop(_HEAD, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_head(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint rolled back may have held the events the remembered head belongs to.
+    (A savepoint released keeps them: the engine releases one per release it looks at.)"""
+    session.info.pop(_HEAD, None)
 
 
 def _digest(

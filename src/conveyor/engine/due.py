@@ -1,0 +1,78 @@
+"""When the engine must look at a release again: `releases.next_look_at`.
+
+A pass reads only the releases due by now, so its cost follows the work due, not the
+releases open. The pass itself stores each release's next time (the earliest gate
+deadline, retry or poll it met; none when it waits only for an event). Everything else
+that can change what a release may do marks it due here: a person's write (trigger,
+label, retry, recall, rollback), a health report read by a gate it waits at, an
+environment another promotion left, a definition applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session
+
+from conveyor.model.states import PromotionState as P
+from conveyor.model.states import ReleaseStatus as R
+from conveyor.store.tables import PromotionRow, ReleaseRow
+
+
+def _not_due_yet(now: datetime) -> ColumnElement[bool]:
+    return or_(ReleaseRow.next_look_at.is_(None), ReleaseRow.next_look_at > now)
+
+
+def mark(session: Session, release: ReleaseRow, now: datetime) -> None:
+    """`release` is due now (it may already be sooner)."""
+    if release.next_look_at is None or release.next_look_at > now:
+        release.next_look_at = now
+
+
+def mark_ids(session: Session, ids: Iterable[int], now: datetime) -> None:
+    ids = list(ids)
+    if ids:
+        session.execute(
+            update(ReleaseRow)
+            .where(ReleaseRow.id.in_(ids), _not_due_yet(now))
+            .values(next_look_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def health_reported(session: Session, now: datetime) -> None:
+    """A health report arrived: releases waiting at a gate that reads health are due."""
+    session.execute(
+        update(ReleaseRow)
+        .where(ReleaseRow.watch_health.is_(True), _not_due_yet(now))
+        .values(next_look_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def environments_freed(session: Session, environments: Iterable[str], now: datetime) -> None:
+    """Promotions left these environments: the releases waiting to deploy there are due."""
+    environments = list(environments)
+    if not environments:
+        return
+    waiting = select(PromotionRow.release_id).where(
+        PromotionRow.environment.in_(environments), PromotionRow.state == P.WAITING
+    )
+    session.execute(
+        update(ReleaseRow)
+        .where(ReleaseRow.id.in_(waiting), _not_due_yet(now))
+        .values(next_look_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def definitions_changed(session: Session, now: datetime) -> None:
+    """A definition was applied or deleted: every running release takes a fresh look."""
+    session.execute(
+        update(ReleaseRow)
+        .where(ReleaseRow.status == R.RUNNING, _not_due_yet(now))
+        .values(next_look_at=now)
+        .execution_options(synchronize_session=False)
+    )
