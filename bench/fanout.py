@@ -4,7 +4,7 @@ Seed 002: serial deployments add up (30 environments of a 1 s task: 30 s). Runs 
 with one environment (the baseline) and one with N, both with the system clock, and
 prints the ratio of their wall times. Goal: ratio <= 1.15.
 
-    .venv/bin/python bench/fanout.py [--envs 30] [--task-seconds 1]
+    .venv/bin/python bench/fanout.py [--envs 100] [--task-seconds 1]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def run(envs: int, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", type=int, default=30)
+    parser.add_argument("--envs", type=int, default=100)
     parser.add_argument("--task-seconds", type=float, default=1.0)
     args = parser.parse_args()
     one = run(1, args.task_seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -95,25 +96,26 @@ def _execute(argv: list[str], cwd: str, env: dict[str, str], ctx: ActionContext)
         )
     except OSError as exc:
         raise TerminalError(f"cannot start {argv[0]}: {exc.strerror}") from None
-    slices = max(1, int(ctx.timeout_s / SLICE_S))
-    chunks: list[str] = []
-    for _ in range(slices):
+    # Counting slices alone ran about 1.5% late (10 minutes: 9 s), past the runner's grace
+    # for a timeout; the deadline keeps it on time, the count keeps the loop bounded.
+    deadline = time.monotonic() + ctx.timeout_s
+    for _ in range(max(1, int(ctx.timeout_s / SLICE_S)) + 1):
         if ctx.cancel.is_set():
             out = _stop(proc)
             return ActionResult(False, truncate(out), "cancelled", retryable=False)
-        try:
-            out, _ = proc.communicate(timeout=SLICE_S)
-            chunks.append(out or "")
+        left = deadline - time.monotonic()
+        if left <= 0:
             break
+        try:  # communicate keeps what was read before a TimeoutExpired
+            out, _ = proc.communicate(timeout=min(SLICE_S, left))
         except subprocess.TimeoutExpired:
             continue
-    else:
-        out = _stop(proc)
-        return ActionResult(False, truncate(out), f"timed out after {ctx.timeout_s:g}s")
-    output = truncate("".join(chunks))
-    if proc.returncode == 0:
-        return ActionResult(True, output, "exit 0")
-    return ActionResult(False, output, f"exit {proc.returncode}")
+        output = truncate(out or "")
+        if proc.returncode == 0:
+            return ActionResult(True, output, "exit 0")
+        return ActionResult(False, output, f"exit {proc.returncode}")
+    out = _stop(proc)
+    return ActionResult(False, truncate(out), f"timed out after {ctx.timeout_s:g}s")
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
