@@ -34,7 +34,12 @@ def flow_spec(release: ReleaseRow) -> FlowSpec:
 
 
 def policy_body(promotion: PromotionRow) -> PolicyBody:
-    return PolicyBody.model_validate(promotion.policy.get("body") or {})
+    return policy_from(promotion.policy)
+
+
+def policy_from(snapshot: dict[str, Any]) -> PolicyBody:
+    """The policy body of a promotion's stored policy snapshot."""
+    return PolicyBody.model_validate(snapshot.get("body") or {})
 
 
 def template_context(

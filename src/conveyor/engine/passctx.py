@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from conveyor.actions import Action, ActionContext, ActionResult
 from conveyor.clock import utc
 from conveyor.engine import resources
-from conveyor.engine.context import flow_spec, policy_body
+from conveyor.engine.context import flow_spec, policy_body, policy_from
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
 from conveyor.engine.transitions import move_promotion
@@ -102,6 +102,7 @@ class PassContext:
             for p in promotions:
                 self._promotions[p.release_id].append(p)
                 self._gates_read.add(p.id)
+            self._parse_plans([p.id for r in chunk for p in self._promotions[r]])
             for row in self.session.scalars(
                 select(TaskRunRow).where(TaskRunRow.release_id.in_(chunk))
             ):
@@ -116,6 +117,18 @@ class PassContext:
                 )
             ):
                 self._gate_rows.setdefault((g.promotion_id, g.generation, g.stage), []).append(g)
+
+    def _parse_plans(self, ids: list[int]) -> None:
+        """Parse the plans not parsed yet, their policies read in one query (the column is
+        deferred: most passes need none)."""
+        missing = [i for i in ids if i not in self.parsed.plans]
+        if missing:
+            with self.session.no_autoflush:
+                rows = self.session.execute(
+                    select(PromotionRow.id, PromotionRow.policy).where(PromotionRow.id.in_(missing))
+                )
+                for pid, policy in rows:
+                    self.parsed.plans[pid] = build_plan(policy_from(policy))
 
     def promotions(self, release: ReleaseRow) -> list[PromotionRow]:
         found = self._promotions.get(release.id)
@@ -187,13 +200,15 @@ class PassContext:
         """Versions of a product that were ever sent down a flow, read once per pass."""
         versions = self._versions.get(product)
         if versions is None:
-            versions = self._versions[product] = list(
-                self.session.scalars(
-                    select(ReleaseRow.version).where(
-                        ReleaseRow.product == product, ReleaseRow.status != ReleaseStatus.CREATED
+            with self.session.no_autoflush:
+                versions = self._versions[product] = list(
+                    self.session.scalars(
+                        select(ReleaseRow.version).where(
+                            ReleaseRow.product == product,
+                            ReleaseRow.status != ReleaseStatus.CREATED,
+                        )
                     )
                 )
-            )
         return versions
 
     def deployed_versions(self, product: str, environment: str) -> list[str]:

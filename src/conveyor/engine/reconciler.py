@@ -27,7 +27,7 @@ from conveyor.engine.probes import Prober, ProbeStatus
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.rollback import recall_newer
-from conveyor.engine.runner import TaskRunner
+from conveyor.engine.runner import Finished, TaskRunner
 from conveyor.model.definitions import TaskDef
 from conveyor.model.plan import Stage
 from conveyor.model.states import PromotionState as P
@@ -37,7 +37,16 @@ from conveyor.store import Store
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
 RESYNC = timedelta(seconds=5)
+QUARANTINE_TRIES = 10  # releases set aside in one pass before giving up until the next
 log = logging.getLogger(__name__)
+
+
+class _Broken(Exception):
+    """Looking at a release raised: the pass is rolled back and that release set aside."""
+
+    def __init__(self, release_id: int) -> None:
+        super().__init__(release_id)
+        self.release_id = release_id
 
 
 @dataclass(frozen=True)
@@ -71,13 +80,29 @@ class Engine:
         self.parsed = Parsed()
         # Releases whose look failed, and how many times in a row: their backoff grows.
         self._failures: dict[int, int] = {}
+        # Tasks finished and collected from the runner, until a pass has stored them.
+        self._finished: list[Finished] = []
 
     # --- one pass ------------------------------------------------------------------
 
     def run_pass(self) -> PassOutcome:
         """Look at the releases due by now (a fixed number of queries to load them), store
-        when each is due next, and start the tasks decided."""
+        when each is due next, and start the tasks decided.
+
+        Whatever goes wrong while looking at one release (a bug, a broken plugin outside the
+        gates' own guard) rolls the pass back; that release is set aside with a growing
+        backoff, and the pass runs again without it: no other release is held up.
+        """
         self.wake.clear()
+        self._finished.extend(self.runner.collect())
+        for _ in range(QUARANTINE_TRIES):
+            try:
+                return self._pass()
+            except _Broken as broken:
+                self._set_aside(broken.release_id)
+        return PassOutcome(False, self.clock.now() + RESYNC, self.runner.inflight)
+
+    def _pass(self) -> PassOutcome:
         with self.store.session() as session:
             pc = PassContext(
                 session,
@@ -103,30 +128,20 @@ class Engine:
                 self._look_at(pc, release)
             due.environments_freed(session, pc.freed, pc.now)
             next_at = session.scalar(select(func.min(ReleaseRow.next_look_at)))
+        self._finished.clear()  # stored for good
         pc.start_tasks()
         self.parsed.trim()
         return PassOutcome(pc.moved, utc(next_at) if next_at else None, self.runner.inflight)
 
     def _look_at(self, pc: PassContext, release: ReleaseRow) -> None:
-        """Move one release as far as it can go, in a savepoint: whatever goes wrong in it
-        (a plugin, a bug) is rolled back, logged and retried later, and harms no other."""
         pc.begin_release()
-        moved, started = pc.moved, len(pc.starts)
+        moved = pc.moved
         pc.moved = False
         try:
-            with pc.session.begin_nested():
-                self._release(pc, release)
-        except Exception:
-            # A bug or a broken plugin outside the gates' own guard: never the whole pass.
-            pc.forget(release.id)
-            del pc.starts[started:]
-            failures = self._failures.get(release.id, 0) + 1
-            self._failures[release.id] = failures
-            ref = f"{release.product}@{release.version}"
-            log.exception("looking at %s failed (%d in a row)", ref, failures)
-            release.next_look_at = pc.now + backoff(failures)
-            pc.moved = moved
-            return
+            self._release(pc, release)
+        except Exception as exc:
+            log.exception("looking at %s@%s failed", release.product, release.version)
+            raise _Broken(release.id) from exc
         self._failures.pop(release.id, None)
         if pc.moved:
             release.next_look_at = pc.now  # it moved: one more look, until a look moves nothing
@@ -135,12 +150,26 @@ class Engine:
         release.watch_health = pc.release_watches_health
         pc.moved = pc.moved or moved
 
+    def _set_aside(self, release_id: int) -> None:
+        failures = self._failures[release_id] = self._failures.get(release_id, 0) + 1
+        with self.store.session() as session:
+            release = session.get(ReleaseRow, release_id)
+            if release is not None:
+                release.next_look_at = self.clock.now() + backoff(failures)
+
     def _collect(self, pc: PassContext) -> None:
         """Store finished tasks; on the first pass, re-queue tasks that a previous engine
         left running (resume)."""
         finished: set[int] = set()
-        for done in self.runner.collect():
-            row = pc.session.get(TaskRunRow, done.run_id)
+        rows: dict[int, TaskRunRow] = {}
+        if self._finished:  # read together, with their promotions, not one by one
+            ids = [done.run_id for done in self._finished]
+            q = select(TaskRunRow).where(TaskRunRow.id.in_(ids))
+            rows = {r.id: r for r in pc.session.scalars(q)}
+            owners = {r.promotion_id for r in rows.values() if r.promotion_id is not None}
+            pc.session.scalars(select(PromotionRow).where(PromotionRow.id.in_(owners))).all()
+        for done in self._finished:
+            row = rows.get(done.run_id)
             if row is None:
                 continue
             finished.add(row.release_id)

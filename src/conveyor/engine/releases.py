@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from conveyor.engine import due, resources
@@ -144,14 +144,14 @@ def trigger(
             f"release {ref} was already triggered (it is {release.status}); "
             "use `conveyor release retry` for a failed one"
         )
-    in_flight = session.scalars(
-        select(ReleaseRow)
-        .where(ReleaseRow.flow == flow_name, ReleaseRow.status == R.RUNNING)
-        .order_by(ReleaseRow.id)
-    ).all()
-    if flow.concurrency.mode == "queue" and len(in_flight) >= flow.concurrency.limit:
+    running = (ReleaseRow.flow == flow_name, ReleaseRow.status == R.RUNNING)
+    in_flight: list[ReleaseRow] = []
+    if flow.concurrency.mode == "supersede":
+        in_flight = list(session.scalars(select(ReleaseRow).where(*running)))
+    count = session.scalar(select(func.count()).select_from(ReleaseRow).where(*running)) or 0
+    if flow.concurrency.mode == "queue" and count >= flow.concurrency.limit:
         raise Conflict(
-            f"flow {flow_name} already has {len(in_flight)} releases in flight, its queue "
+            f"flow {flow_name} already has {count} releases in flight, its queue "
             f"limit of {flow.concurrency.limit}: wait for some to finish or raise "
             "spec.concurrency.limit"
         )

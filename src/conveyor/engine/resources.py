@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from conveyor.engine import due
@@ -68,20 +70,42 @@ def _current(row: ResourceRow) -> Current:
     return Current(row.kind, row.name, row.revision, labels, spec, doc)
 
 
-# Definitions change only through `apply` and `delete`; a session (one pass, one command)
-# reads them once per kind, parsed, instead of at every gate or report that needs one.
+# Definitions change only through `apply` and `delete`, each adding a row. A session (one
+# pass, one command) reads them once per kind, parsed; and sessions share what they parsed
+# for as long as the newest resource row is the same (one cheap query instead of parsing
+# every definition again). A session that wrote definitions keeps its own: it may roll back.
 _CACHE = "conveyor.resources.current"
+_WROTE = "conveyor.resources.wrote"
+_SHARED: WeakKeyDictionary[Engine, tuple[int, dict[str | None, list[Current]]]] = (
+    WeakKeyDictionary()
+)
+_SHARED_LOCK = threading.Lock()
 
 
 def list_current(session: Session, kind: str | None = None) -> list[Current]:
-    cache: dict[str | None, list[Current]] = session.info.setdefault(_CACHE, {})
+    cache: dict[str | None, list[Current]] | None = session.info.get(_CACHE)
+    if cache is None:
+        cache = session.info[_CACHE] = _shared(session)
     if kind not in cache:
         cache[kind] = [_current(r) for r in _latest(session, kind)]
     return cache[kind]
 
 
+def _shared(session: Session) -> dict[str | None, list[Current]]:
+    if session.info.get(_WROTE):
+        return {}
+    engine = session.get_bind().engine
+    stamp = session.scalar(select(func.max(ResourceRow.id))) or 0
+    with _SHARED_LOCK:
+        held = _SHARED.get(engine)
+        if held is None or held[0] != stamp:
+            held = _SHARED[engine] = (stamp, {})
+        return held[1]
+
+
 def _forget(session: Session) -> None:
     session.info.pop(_CACHE, None)
+    session.info[_WROTE] = True
 
 
 def get_current(session: Session, kind: str, name: str) -> Current:

@@ -114,8 +114,9 @@ class PromotionRow(Base):
     environment: Mapped[str] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(20))
     state_since: Mapped[datetime]
-    # The merged policy at trigger time, with where each field came from.
-    policy: Mapped[dict[str, Any]]
+    # The merged policy at trigger time, with where each field came from. Read only when
+    # asked for: the engine parses it once per promotion and keeps the plan.
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     cursor: Mapped[int] = mapped_column(default=0)
     generation: Mapped[int] = mapped_column(default=0)
     wait_reason: Mapped[str] = mapped_column(Text, default="")
