@@ -1,5 +1,5 @@
 """What the git actions share: settings, a safe `git` runner, cached working copies locked
-per branch, and a commit-and-push that survives racing pushes.
+per branch, and a commit-and-push that wins racing pushes (`gitpush`).
 
 Every call is an argument list; a value from a release (a version, a label) is always an
 argument after `--` or inside one, never an option. Secrets (an https token) reach git
@@ -22,17 +22,17 @@ from pathlib import Path, PurePosixPath
 from pydantic import Field, field_validator
 
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings
+from conveyor.actions.gitpush import push
 from conveyor.errors import TerminalError, TransientError
 from conveyor.model.template import TemplateError, render
 
 DEFAULT_MESSAGE = "Promote ${{ release.product }} ${{ release.version }} to ${{ environment.name }}"
 DEFAULT_AUTHOR = "Conveyor <conveyor@localhost>"
-PUSH_TRIES = 10
+PUSH_TRIES = 10  # git.merge and git.tag: how many times they redo their work after a race
 PATH_TRAILER = "Conveyor-Path"  # "ENV PATH": which environment a path in the commit is for
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])$")
 _PERSON = re.compile(r"^\s*([^<>]+?)\s*<([^<>\s]+)>\s*$")
 _SCHEMES = ("file://", "git://", "https://", "http://", "ssh://")
-REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to push some refs")
 
 
 class GitSettings(ActionSettings):
@@ -267,34 +267,6 @@ def commit_message(ctx: ActionContext, settings: GitSettings) -> str:
     return f"{subject}\n\n" + "\n".join(trailers) + "\n"
 
 
-def conflicts(git: Git) -> list[str]:
-    """The files a failed merge, revert or rebase left unmerged."""
-    return git("diff", "--name-only", "--diff-filter=U", check=False).stdout.splitlines()
-
-
-def push(git: Git, branch: str) -> int:
-    """Push HEAD; when someone else pushed first, rebase onto theirs and push again.
-
-    Returns how many tries it took. Their commit is never overwritten (no force).
-    """
-    for attempt in range(1, PUSH_TRIES + 1):
-        result = git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
-        if result.returncode == 0:
-            return attempt
-        said = result.stderr + result.stdout
-        if not any(marker in said for marker in REJECTED):
-            raise TransientError(f"git push failed: {said.strip()}")
-        git("fetch", "--quiet", "origin", branch)
-        rebased = git("rebase", f"refs/remotes/origin/{branch}", check=False)
-        if rebased.returncode != 0:
-            unmerged = conflicts(git)
-            git("rebase", "--abort", check=False)
-            raise TerminalError(
-                f"conflict with changes pushed meanwhile in {', '.join(unmerged) or 'the branch'}"
-            )
-    raise TransientError(f"push to {branch} lost the race {PUSH_TRIES} times; will retry")
-
-
 def commit_and_push(
     ctx: ActionContext, settings: GitSettings, edit: Callable[[Path], list[str]], what: str
 ) -> ActionResult:
@@ -321,7 +293,7 @@ def commit_and_push(
             jobs = copies.take(path, job)
             try:
                 git = copies.open(path, url, branch, Git(ctx.workdir, env, secrets, ctx.timeout_s))
-                _commit(git, branch, jobs)
+                _commit(git, branch, jobs, ctx.timeout_s)
             except Exception as exc:
                 for j in jobs:
                     j.error = j.error or exc
@@ -340,7 +312,7 @@ def _subject(subjects: list[str]) -> str:
     return "; ".join(unique)
 
 
-def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
+def _commit(git: Git, branch: str, jobs: list[_Job], timeout_s: float) -> None:
     """Make the jobs' edits, commit them once and push; each job gets its result or error."""
     paths: list[str] = []
     done: list[_Job] = []
@@ -376,9 +348,9 @@ def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
         if any(j.ctx.cancel.is_set() for j in done):
             raise TerminalError("cancelled before pushing; nothing was pushed")
         git("commit", "--quiet", "--no-verify", "-m", message)
-        tries = push(git, branch)
+        pushed = push(git, branch, timeout_s, lambda: any(j.ctx.cancel.is_set() for j in done))
         head = git("rev-parse", "--short", "HEAD").stdout.strip()
-        note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
+        note = pushed.note
         shared = f", one commit for {len(done)} promotions" if len(done) > 1 else ""
         result = ActionResult(
             True, f"{what}: committed {head} to {branch}{note}{shared}", f"commit {head}"
