@@ -11,7 +11,8 @@ import pytest
 from conveyor.actions.base import ActionContext
 from conveyor.actions.git_merge import MergeAction
 from conveyor.actions.git_revert import RevertAction, RevertSettings
-from conveyor.actions.gitrepo import Git, GitSettings, commit_and_push, push
+from conveyor.actions.gitpush import Pushed, push
+from conveyor.actions.gitrepo import Git, GitSettings, commit_and_push
 from conveyor.errors import TerminalError
 from tests.actions.helpers import while_busy
 from tests.gitrepos import bare_repo, git, git_daemon, log, outside_push, show
@@ -101,9 +102,9 @@ def test_race_with_an_outside_push_keeps_their_commit(
     promote(tmp_path, f"file://{bare}", "a.txt", "v2\n")
     theirs: list[str] = []
 
-    def someone_pushes_first(g: Git, branch: str) -> int:
+    def someone_pushes_first(g: Git, branch: str, *rest: Any) -> Pushed:
         theirs.append(outside_push(bare, tmp_path / "o", "b.txt", "theirs\n"))
-        return push(g, branch)
+        return push(g, branch, *rest)
 
     monkeypatch.setattr("conveyor.actions.git_revert.push", someone_pushes_first)
     result = RevertAction().run(ctx(tmp_path, {"repo": f"file://{bare}"}))

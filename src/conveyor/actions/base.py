@@ -36,6 +36,11 @@ class ActionContext:
     promotion_id: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     env: Mapping[str, str] = field(default_factory=dict)
+    # A batch group: the `batch: true` tasks of one step of one promotion, started together,
+    # share a key (unique to that start) and know how many they are. The git actions commit
+    # a group whole: the first to get the branch waits for the rest (up to its timeout).
+    batch_key: str = ""  # "" = no group: batch with whoever is waiting, as they come
+    batch_size: int = 1  # how many tasks carry this batch_key (1 = no group)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,15 @@ from pydantic import Field, field_validator, model_validator
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from conveyor.actions import yamledit
-from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
+from conveyor.actions.base import ActionContext, ActionResult, ActionSettings
 from conveyor.actions.git_yaml_set import edit_yaml
-from conveyor.actions.gitrepo import GitSettings, check_relative, commit_and_push, inside
+from conveyor.actions.gitrepo import (
+    GitSettings,
+    check_relative,
+    commit_and_push,
+    inside,
+    member_settings,
+)
 from conveyor.errors import TerminalError
 from conveyor.oci.reference import DIGEST
 
@@ -58,7 +64,7 @@ class KustomizeSetImageAction:
     Settings: ClassVar[type[ActionSettings]] = KustomizeSetImageSettings
 
     def run(self, ctx: ActionContext) -> ActionResult:
-        settings = rendered_settings(KustomizeSetImageSettings, ctx)
+        settings = member_settings(KustomizeSetImageSettings, ctx)
         wanted = {f: getattr(settings, f) for f in FIELDS}
         shown = ", ".join(f"{k}={v}" for k, v in wanted.items() if v is not None)
 

@@ -14,8 +14,10 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
+from conveyor.actions.gitcopies import sync
+from conveyor.actions.gitpush import conflicts
 from conveyor.actions.gitrefs import checkout, is_ancestor, push_once, ref_value, resolve, strict
-from conveyor.actions.gitrepo import PUSH_TRIES, Git, GitSettings, commit_message, conflicts, sync
+from conveyor.actions.gitrepo import PUSH_TRIES, Git, GitSettings, commit_message
 from conveyor.errors import TerminalError, TransientError
 
 

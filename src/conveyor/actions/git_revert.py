@@ -14,8 +14,9 @@ from typing import ClassVar
 from pydantic import field_validator
 
 from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
+from conveyor.actions.gitpush import conflicts, push
 from conveyor.actions.gitrefs import checkout, strict
-from conveyor.actions.gitrepo import PATH_TRAILER, Git, GitSettings, commit_message, conflicts, push
+from conveyor.actions.gitrepo import PATH_TRAILER, Git, GitSettings, commit_message
 from conveyor.errors import TerminalError
 from conveyor.model.template import TemplateError, render
 
@@ -129,11 +130,13 @@ class RevertAction:
                 )
             if ctx.cancel.is_set():
                 raise TerminalError("cancelled before pushing; nothing was pushed")
-            tries = push(git, branch)  # plain commits: rebasing them onto a racing push is fine
+            # Plain commits: rebasing them onto a racing push is fine.
+            pushed = push(git, branch, ctx.timeout_s, ctx.cancel.is_set)
             new = git("rev-parse", "--short", "HEAD").stdout.strip()
-        note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
         return ActionResult(
-            True, f"revert: {new} reverts {', '.join(made)} on {branch}{note}", f"revert {new}"
+            True,
+            f"revert: {new} reverts {', '.join(made)} on {branch}{pushed.note}",
+            f"revert {new}",
         )
 
 

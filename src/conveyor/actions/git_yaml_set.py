@@ -17,8 +17,14 @@ from pydantic import Field, field_validator
 from ruamel.yaml.comments import CommentedMap
 
 from conveyor.actions import yamledit
-from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
-from conveyor.actions.gitrepo import GitSettings, check_relative, commit_and_push, inside
+from conveyor.actions.base import ActionContext, ActionResult, ActionSettings
+from conveyor.actions.gitrepo import (
+    GitSettings,
+    check_relative,
+    commit_and_push,
+    inside,
+    member_settings,
+)
 from conveyor.errors import TerminalError
 
 
@@ -44,7 +50,7 @@ class YamlSetAction:
     Settings: ClassVar[type[ActionSettings]] = YamlSetSettings
 
     def run(self, ctx: ActionContext) -> ActionResult:
-        settings = rendered_settings(YamlSetSettings, ctx)
+        settings = member_settings(YamlSetSettings, ctx)
 
         def edit(root: Path) -> list[str]:
             file = inside(root, settings.file)

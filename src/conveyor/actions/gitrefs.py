@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from conveyor.actions.base import ActionContext
-from conveyor.actions.gitrepo import Git, GitSettings, WorkingCopies, git_env, remote_url
+from conveyor.actions.gitcopies import WorkingCopies
+from conveyor.actions.gitrepo import Git, GitSettings, git_env, remote_url
 from conveyor.errors import TerminalError, TransientError
 
 # A ref name git would accept, checked before git sees it; no '-' start, so never an option.
@@ -21,10 +22,12 @@ _RACED = ("(fetch first)", "(non-fast-forward)", "(already exists)", "(stale inf
 @contextmanager
 def checkout(ctx: ActionContext, settings: GitSettings, branch: str) -> Iterator[Git]:
     """`branch` as the remote has it now, in its cached clone, locked for this holder."""
+    copies = WorkingCopies.under(ctx.data_dir)
+    copies.leave(ctx)  # these actions make their own commit: a batch group must not wait
     env, secrets = git_env(settings)
     base = Git(ctx.workdir, env, secrets, ctx.timeout_s)
     url = remote_url(settings.repo, ctx.workdir)
-    with WorkingCopies.under(ctx.data_dir).checkout(url, branch, base) as git:
+    with copies.checkout(url, branch, base, ctx) as git:
         yield git
 
 

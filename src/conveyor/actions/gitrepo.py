@@ -1,5 +1,5 @@
-"""What the git actions share: settings, a safe `git` runner, cached working copies locked
-per branch, and a commit-and-push that survives racing pushes.
+"""What the git actions share: settings, a safe `git` runner, and a commit-and-push that
+takes its turn at the branch's working copy (`gitcopies`) and wins racing pushes (`gitpush`).
 
 Every call is an argument list; a value from a release (a version, a label) is always an
 argument after `--` or inside one, never an option. Secrets (an https token) reach git
@@ -9,30 +9,29 @@ through its environment, never its command line, and are scrubbed from all outpu
 from __future__ import annotations
 
 import base64
-import contextlib
-import hashlib
 import os
 import re
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from pydantic import Field, field_validator
 
-from conveyor.actions.base import ActionContext, ActionResult, ActionSettings
+from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
+from conveyor.actions.gitcopies import Job, WorkingCopies
+from conveyor.actions.gitpush import push
 from conveyor.errors import TerminalError, TransientError
 from conveyor.model.template import TemplateError, render
 
 DEFAULT_MESSAGE = "Promote ${{ release.product }} ${{ release.version }} to ${{ environment.name }}"
 DEFAULT_AUTHOR = "Conveyor <conveyor@localhost>"
-PUSH_TRIES = 10
+PUSH_TRIES = 10  # git.merge and git.tag: how many times they redo their work after a race
 PATH_TRAILER = "Conveyor-Path"  # "ENV PATH": which environment a path in the commit is for
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])$")
 _PERSON = re.compile(r"^\s*([^<>]+?)\s*<([^<>\s]+)>\s*$")
 _SCHEMES = ("file://", "git://", "https://", "http://", "ssh://")
-REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to push some refs")
 
 
 class GitSettings(ActionSettings):
@@ -122,6 +121,10 @@ class Git:
             raise TransientError(f"git {args[0]} failed: {proc.stderr.strip() or proc.stdout}")
         return proc
 
+    def at(self, cwd: Path) -> Git:
+        """The same git, run in `cwd`."""
+        return Git(cwd, self.env, self.secrets, self.timeout)
+
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
@@ -158,95 +161,6 @@ def remote_url(repo: str, workdir: Path) -> str:
     return str((workdir / repo).resolve())
 
 
-@dataclass
-class _Job:
-    """One action's edit, waiting for the branch; a batch holder may do it for it."""
-
-    ctx: ActionContext
-    settings: GitSettings
-    edit: Callable[[Path], list[str]]
-    what: str
-    result: ActionResult | None = None
-    error: Exception | None = None
-
-    @property
-    def release(self) -> str:
-        r = self.ctx.template.get("release", {})
-        return f"{r.get('product')}@{r.get('version')}"
-
-
-class WorkingCopies:
-    """One clone per repository and branch under the data directory, fetched, not re-cloned;
-    one lock per clone so parallel promotions take turns at the edit-commit-push step."""
-
-    _all: dict[Path, WorkingCopies] = {}
-    _guard = threading.Lock()
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._locks: dict[Path, threading.Lock] = {}
-        self._waiting: dict[Path, list[_Job]] = {}
-
-    @classmethod
-    def under(cls, data_dir: Path) -> WorkingCopies:
-        root = (data_dir / "repos").resolve()
-        with cls._guard:
-            return cls._all.setdefault(root, WorkingCopies(root))
-
-    def path(self, url: str, branch: str) -> Path:
-        key = hashlib.sha256(f"{url}\n{branch}".encode()).hexdigest()[:20]
-        return self.root / key
-
-    def lock(self, path: Path) -> threading.Lock:
-        with WorkingCopies._guard:
-            return self._locks.setdefault(path, threading.Lock())
-
-    def wait(self, path: Path, job: _Job) -> None:
-        with WorkingCopies._guard:
-            self._waiting.setdefault(path, []).append(job)
-
-    def take(self, path: Path, job: _Job) -> list[_Job]:
-        """`job` and, if it batches, every batching job of the same release still waiting."""
-        with WorkingCopies._guard:
-            waiting = self._waiting.get(path, [])
-            mine = [
-                j
-                for j in waiting
-                if j is job
-                or (job.settings.batch and j.settings.batch and j.release == job.release)
-            ]
-            self._waiting[path] = [j for j in waiting if j not in mine]
-        return mine if job in mine else [job, *mine]
-
-    def open(self, path: Path, url: str, branch: str, git: Git) -> Git:
-        """The clone, synced to the remote branch; call with its lock held."""
-        here = Git(path, git.env, git.secrets, git.timeout)
-        if not (path / ".git").is_dir():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Git(path.parent, git.env, git.secrets, git.timeout)(
-                "clone", "--quiet", "--no-checkout", "--", url, str(path)
-            )
-        sync(here, branch)
-        return here
-
-    @contextlib.contextmanager
-    def checkout(self, url: str, branch: str, git: Git) -> Iterator[Git]:
-        """The branch as the remote has it now, in a clone only this holder may touch."""
-        path = self.path(url, branch)
-        with self.lock(path):
-            yield self.open(path, url, branch, git)
-
-
-def sync(git: Git, branch: str) -> None:
-    """Make the working copy exactly the remote branch (drops anything left by a crash)."""
-    git("fetch", "--quiet", "--prune", "origin")
-    ref = f"refs/remotes/origin/{branch}"
-    if git("rev-parse", "--verify", "--quiet", ref, check=False).returncode != 0:
-        raise TerminalError(f"branch '{branch}' does not exist in the repository")
-    git("checkout", "--quiet", "--force", "-B", branch, ref)
-    git("clean", "--quiet", "-fdx")
-
-
 def commit_message(ctx: ActionContext, settings: GitSettings) -> str:
     # A message the user wrote was rendered with the other settings; only the default,
     # which never went through rendering, is rendered here (a value is never rendered twice).
@@ -267,61 +181,54 @@ def commit_message(ctx: ActionContext, settings: GitSettings) -> str:
     return f"{subject}\n\n" + "\n".join(trailers) + "\n"
 
 
-def conflicts(git: Git) -> list[str]:
-    """The files a failed merge, revert or rebase left unmerged."""
-    return git("diff", "--name-only", "--diff-filter=U", check=False).stdout.splitlines()
+S = TypeVar("S", bound=GitSettings)
 
 
-def push(git: Git, branch: str) -> int:
-    """Push HEAD; when someone else pushed first, rebase onto theirs and push again.
-
-    Returns how many tries it took. Their commit is never overwritten (no force).
-    """
-    for attempt in range(1, PUSH_TRIES + 1):
-        result = git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
-        if result.returncode == 0:
-            return attempt
-        said = result.stderr + result.stdout
-        if not any(marker in said for marker in REJECTED):
-            raise TransientError(f"git push failed: {said.strip()}")
-        git("fetch", "--quiet", "origin", branch)
-        rebased = git("rebase", f"refs/remotes/origin/{branch}", check=False)
-        if rebased.returncode != 0:
-            unmerged = conflicts(git)
-            git("rebase", "--abort", check=False)
-            raise TerminalError(
-                f"conflict with changes pushed meanwhile in {', '.join(unmerged) or 'the branch'}"
-            )
-    raise TransientError(f"push to {branch} lost the race {PUSH_TRIES} times; will retry")
+def member_settings(model: type[S], ctx: ActionContext) -> S:
+    """`rendered_settings` for an action that calls `commit_and_push`: when they are bad,
+    its batch group is told not to wait for it."""
+    try:
+        return rendered_settings(model, ctx)
+    except Exception:
+        WorkingCopies.under(ctx.data_dir).leave(ctx)
+        raise
 
 
 def commit_and_push(
     ctx: ActionContext, settings: GitSettings, edit: Callable[[Path], list[str]], what: str
 ) -> ActionResult:
-    """Under the branch's lock: sync, edit, commit if anything changed, push.
+    """In the branch's turn: sync, edit, commit if anything changed, push.
 
-    `settings` come rendered (`rendered_settings`). `edit` gets the working copy's root
+    `settings` come rendered (`member_settings`). `edit` gets the working copy's root
     and returns the paths it wrote. A file that
     already says what it would write makes no commit: re-running changes nothing. With
-    `batch`, the holder of the lock also makes the edits of this release's other
-    promotions waiting for the branch, and all share one commit.
+    `batch`, the holder of the branch also makes the edits of this release's other
+    promotions waiting for it, and all share one commit; the members of a batch group
+    (`ctx.batch_key`) are all in the same commit (see `gitcopies`).
     """
-    env, secrets = git_env(settings)
-    url = remote_url(settings.repo, ctx.workdir)
-    branch = settings.branch  # rendered with the rest of the settings, never twice
-    if not _BRANCH.match(branch):
-        raise TerminalError(f"'{branch}' is not a branch name")
     copies = WorkingCopies.under(ctx.data_dir)
+    deadline = time.monotonic() + ctx.timeout_s
+    try:
+        env, secrets = git_env(settings)
+        url = remote_url(settings.repo, ctx.workdir)
+        branch = settings.branch  # rendered with the rest of the settings, never twice
+        if not _BRANCH.match(branch):
+            raise TerminalError(f"'{branch}' is not a branch name")
+    except Exception:
+        copies.leave(ctx)  # it will not arrive: its batch group must not wait for it
+        raise
+    if not settings.batch:
+        copies.leave(ctx)
     path = copies.path(url, branch)
-    job = _Job(ctx, settings, edit, what)
-    if settings.batch:
-        copies.wait(path, job)
-    with copies.lock(path):
-        if job.result is None and job.error is None:
-            jobs = copies.take(path, job)
+    job = Job(ctx, settings, edit, what)
+    with copies.turn(path, job, deadline) as jobs:
+        if jobs:
             try:
-                git = copies.open(path, url, branch, Git(ctx.workdir, env, secrets, ctx.timeout_s))
-                _commit(git, branch, jobs)
+                with copies.flock(path, deadline, ctx.cancel):
+                    git = copies.open(
+                        path, url, branch, Git(ctx.workdir, env, secrets, ctx.timeout_s)
+                    )
+                    _commit(git, branch, jobs, ctx.timeout_s)
             except Exception as exc:
                 for j in jobs:
                     j.error = j.error or exc
@@ -340,10 +247,10 @@ def _subject(subjects: list[str]) -> str:
     return "; ".join(unique)
 
 
-def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
+def _commit(git: Git, branch: str, jobs: list[Job], timeout_s: float) -> None:
     """Make the jobs' edits, commit them once and push; each job gets its result or error."""
     paths: list[str] = []
-    done: list[_Job] = []
+    done: list[Job] = []
     changes: list[str] = []
     for j in jobs:
         if j.ctx.cancel.is_set():
@@ -376,9 +283,9 @@ def _commit(git: Git, branch: str, jobs: list[_Job]) -> None:
         if any(j.ctx.cancel.is_set() for j in done):
             raise TerminalError("cancelled before pushing; nothing was pushed")
         git("commit", "--quiet", "--no-verify", "-m", message)
-        tries = push(git, branch)
+        pushed = push(git, branch, timeout_s, lambda: any(j.ctx.cancel.is_set() for j in done))
         head = git("rev-parse", "--short", "HEAD").stdout.strip()
-        note = f" after {tries - 1} rebase(s)" if tries > 1 else ""
+        note = pushed.note
         shared = f", one commit for {len(done)} promotions" if len(done) > 1 else ""
         result = ActionResult(
             True, f"{what}: committed {head} to {branch}{note}{shared}", f"commit {head}"
