@@ -12,48 +12,22 @@ from sqlalchemy.orm import Session
 
 from conveyor.actions import Action, ActionContext, ActionResult
 from conveyor.clock import utc
-from conveyor.engine import resources
+from conveyor.engine import batches, resources
 from conveyor.engine.context import flow_spec, policy_body, policy_from
+from conveyor.engine.parsed import FlowParts, Parsed
 from conveyor.engine.registry import Registry
 from conveyor.engine.runner import TaskRunner
 from conveyor.engine.transitions import move_promotion
 from conveyor.health.timeline import EntityHealth
-from conveyor.model.definitions import EnvironmentSpec, FlowSpec, TaskDef
-from conveyor.model.flow import FlowGraph, build_graph
-from conveyor.model.plan import Plan, Stage, build_plan, release_plan
+from conveyor.model.definitions import EnvironmentSpec, TaskDef
+from conveyor.model.flow import build_graph
+from conveyor.model.plan import Plan, build_plan, release_plan
 from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus
 from conveyor.model.states import TaskStatus as T
 from conveyor.store import audit
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
 
 CHUNK = 500  # ids per IN (...) list
-
-
-@dataclass(frozen=True)
-class FlowParts:
-    spec: FlowSpec
-    graph: FlowGraph
-    start: Stage | None
-    finish: Stage | None
-    on_fail: list[TaskDef]
-
-
-class Parsed:
-    """What a pass would otherwise parse again each time, kept by the engine across passes:
-    a promotion's plan (its policy snapshot never changes), a flow revision's graph and
-    hooks, a gate's validated settings. Bounded: cleared whole when it grows too large."""
-
-    LIMIT = 20_000
-
-    def __init__(self) -> None:
-        self.plans: dict[int, Plan] = {}
-        self.flows: dict[tuple[str | None, int | None], FlowParts] = {}
-        self.gate_settings: dict[tuple[int, str, int], Any] = {}
-
-    def trim(self) -> None:
-        for cache in (self.plans, self.flows, self.gate_settings):
-            if len(cache) > self.LIMIT:
-                cache.clear()
 
 
 @dataclass
@@ -394,9 +368,10 @@ class PassContext:
     def start_tasks(self) -> None:
         """Hand the pass's new tasks to the runner, once the pass is committed: a task never
         runs without a stored row that says so."""
-        for row, action, ctx in self.starts:
-            if row.status == T.RUNNING:  # not cancelled later in the same pass
-                self.runner.start(row.id, action, ctx)
+        starts = [(row, action, ctx) for row, action, ctx in self.starts if row.status == T.RUNNING]
+        batches.group(starts)
+        for row, action, ctx in starts:  # not cancelled later in the same pass
+            self.runner.start(row.id, action, ctx)
         self.starts.clear()
 
     def record(self, row: TaskRunRow, result: ActionResult, task: TaskDef | None) -> None:

@@ -22,7 +22,8 @@ from conveyor.clock import Clock, utc
 from conveyor.engine import due, wakeup
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import template_context
-from conveyor.engine.passctx import Parsed, PassContext
+from conveyor.engine.parsed import Parsed
+from conveyor.engine.passctx import PassContext
 from conveyor.engine.probes import Prober, ProbeStatus
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
