@@ -53,6 +53,14 @@ class Conflict(ConveyorError):
     """The request contradicts the current state (a version created twice, a full queue)."""
 
 
+class IllegalTransition(Conflict):
+    """A state change the state machine does not allow (a bug, or a race lost)."""
+
+    def __init__(self, what: str, subject: str, src: str, dst: str) -> None:
+        self.what, self.subject, self.src, self.dst = what, subject, src, dst
+        super().__init__(f"{what} {subject}: {src} -> {dst} is not a transition")
+
+
 class Forbidden(ConveyorError):
     """The caller may not do this."""
 

@@ -701,3 +701,28 @@ def test_terminate_audits_each_promotion_it_stops(cv: Conveyor) -> None:
     assert ("release.terminate", ref) in events
     for env in PRODS:
         assert ("promotion.terminated", f"{ref}/{env}") in events, env
+
+
+def test_retry_after_a_newer_release_replaced_it_is_refused_and_nothing_stays_queued(
+    cv: Conveyor,
+) -> None:
+    setup(cv, flow([{"name": "qa", "dependsOn": ["dev"]}]), workflow('test ! -e "fail-$0"'))
+    (cv.workdir / "fail-qa").touch()
+    old = release(cv, "1.0.0", n=1)
+    idle(cv)
+    assert cv.show(old).status == "failed"
+    (cv.workdir / "fail-qa").unlink()
+    new = release(cv, "2.0.0", n=2)
+    idle(cv)
+    assert cv.show(new).status == "succeeded"
+
+    with pytest.raises(Conflict, match=r"shop@2\.0\.0 already runs in qa.*terminate"):
+        cv.retry(old)
+    assert cv.show(old).status == "failed"  # refused: nothing changed
+    cv.terminate(old)
+    idle(cv)
+    with cv.store.session() as s:
+        unfinished = s.scalars(
+            select(TaskRunRow).where(TaskRunRow.status.in_(["queued", "running", "retrying"]))
+        ).all()
+    assert unfinished == []

@@ -22,7 +22,7 @@ from conveyor.health.timeline import EntityHealth
 from conveyor.model.definitions import EnvironmentSpec, TaskDef
 from conveyor.model.flow import build_graph
 from conveyor.model.plan import Plan, build_plan, release_plan
-from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus
+from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus, check_release
 from conveyor.model.states import TaskStatus as T
 from conveyor.store import audit
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
@@ -263,6 +263,7 @@ class PassContext:
         old = release.status
         if old == status:
             return
+        check_release(f"{release.product}@{release.version}", ReleaseStatus(old), status)
         release.status = status
         if message:
             release.message = message

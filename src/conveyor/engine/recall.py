@@ -21,6 +21,7 @@ from conveyor.model.release import newer
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
+from conveyor.model.states import check_release
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
@@ -41,6 +42,7 @@ def recall(session: Session, release: ReleaseRow, reason: str, actor: str, now: 
         return False
     ref = f"{release.product}@{release.version}"
     before = release.status
+    check_release(ref, R(release.status), R.RECALLED)
     release.status, release.message, release.finished_at = R.RECALLED, reason, now
     due.mark(session, release, now)
     audit.append(session, now, actor, "release.recall", ref, {"status": before}, {"reason": reason})

@@ -14,7 +14,13 @@ from conveyor.engine.transitions import move_promotion
 from conveyor.errors import Conflict, DefinitionError, NotFound, Problem
 from conveyor.model.flow import build_graph
 from conveyor.model.policy import Target, merge
-from conveyor.model.release import artifact_to_json, canonical_version, newer, pin_artifact
+from conveyor.model.release import (
+    artifact_to_json,
+    canonical_version,
+    newer,
+    parse_version,
+    pin_artifact,
+)
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
@@ -256,10 +262,22 @@ def retry(session: Session, release: ReleaseRow, actor: str, now: datetime) -> l
             f"release {release.product}@{release.version} is {release.status}; only a "
             "failed release can be retried"
         )
+    ref = f"{release.product}@{release.version}"
+    failed = [
+        p
+        for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == release.id))
+        if p.state in (P.FAILED, P.REJECTED)
+    ]
+    for p in failed:
+        ahead = _newer_deployed(session, release, p.environment)
+        if ahead is not None:
+            raise Conflict(
+                f"{ref} cannot be retried: {release.product}@{ahead} already runs in "
+                f"{p.environment}, and an older release never replaces a newer one; terminate "
+                f"it (`conveyor release terminate {ref}`), or roll {p.environment} back first"
+            )
     retried = []
-    for p in session.scalars(select(PromotionRow).where(PromotionRow.release_id == release.id)):
-        if p.state not in (P.FAILED, P.REJECTED):
-            continue
+    for p in failed:
         _requeue(session, TaskRunRow.promotion_id == p.id, TaskRunRow.generation == p.generation)
         move_promotion(session, now, actor, release, p, P.WAITING, "retried")
         p.fail_hooks_pending = False
@@ -317,3 +335,18 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
         {"status": before},
         {"status": R.TERMINATED},
     )
+
+
+def _newer_deployed(session: Session, release: ReleaseRow, environment: str) -> str | None:
+    """The newest version of the release's product above it that succeeded in `environment`."""
+    versions = session.scalars(
+        select(ReleaseRow.version)
+        .join(PromotionRow, PromotionRow.release_id == ReleaseRow.id)
+        .where(
+            PromotionRow.environment == environment,
+            PromotionRow.state == P.SUCCEEDED,
+            ReleaseRow.product == release.product,
+        )
+    )
+    ahead = [v for v in versions if newer(v, release.version)]
+    return max(ahead, key=parse_version) if ahead else None

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from conveyor.model.states import PromotionState, can_move
+from conveyor.model.states import PromotionState, check_promotion
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow
 
@@ -24,8 +24,7 @@ def move_promotion(
     old = PromotionState(p.state)
     if old == state:
         return False
-    if not can_move(old, state):
-        raise AssertionError(f"promotion {p.id}: {old} -> {state} is not a transition")
+    check_promotion(f"{release.product}@{release.version}/{p.environment}", old, state)
     p.state, p.state_since = state, now
     if message or state.final or old.final:
         p.message = message

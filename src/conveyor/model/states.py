@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from conveyor.errors import IllegalTransition
+
 
 class PromotionState(StrEnum):
     PENDING = "pending"  # parents not done
@@ -66,6 +68,12 @@ def can_move(src: PromotionState, dst: PromotionState) -> bool:
     return src == dst or dst in ALLOWED[src]
 
 
+def check_promotion(subject: str, src: PromotionState, dst: PromotionState) -> None:
+    """Raise IllegalTransition unless `src -> dst` is in the promotion table."""
+    if not can_move(src, dst):
+        raise IllegalTransition("promotion", subject, src, dst)
+
+
 class ReleaseStatus(StrEnum):
     CREATED = "created"  # exists, not yet triggered
     RUNNING = "running"
@@ -79,6 +87,26 @@ class ReleaseStatus(StrEnum):
     def open(self) -> bool:
         """The engine still has something to do for a release in these states."""
         return self in (ReleaseStatus.RUNNING, ReleaseStatus.FAILED)
+
+
+R = ReleaseStatus
+RELEASE_ALLOWED: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
+    R.CREATED: frozenset({R.RUNNING, R.TERMINATED, R.RECALLED}),
+    R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.RECALLED, R.SUPERSEDED, R.TERMINATED}),
+    # A retry sends a failed release back to running.
+    R.FAILED: frozenset({R.RUNNING, R.RECALLED, R.TERMINATED}),
+    R.SUCCEEDED: frozenset({R.RECALLED}),
+    R.SUPERSEDED: frozenset({R.RECALLED}),
+    R.RECALLED: frozenset(),
+    # What a terminated release had deployed can still be recalled.
+    R.TERMINATED: frozenset({R.RECALLED}),
+}
+
+
+def check_release(subject: str, src: ReleaseStatus, dst: ReleaseStatus) -> None:
+    """Raise IllegalTransition unless `src -> dst` is in the release table."""
+    if src != dst and dst not in RELEASE_ALLOWED[src]:
+        raise IllegalTransition("release", subject, src, dst)
 
 
 class TaskStatus(StrEnum):
