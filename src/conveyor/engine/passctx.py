@@ -54,6 +54,7 @@ class PassContext:
     _gate_rows: dict[tuple[int, int, str], list[GateResultRow]] = field(default_factory=dict)
     _gates_read: set[int] = field(default_factory=set)  # promotions whose results are read
     _deployed: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _deployed_read: set[str] = field(default_factory=set)  # products read whole
     _versions: dict[str, list[str]] = field(default_factory=dict)
     _holders: dict[str, list[tuple[PromotionRow, ReleaseRow]]] | None = None
     _environments: dict[str, tuple[EnvironmentSpec, dict[str, str]]] | None = None
@@ -76,7 +77,7 @@ class PassContext:
             for p in promotions:
                 self._promotions[p.release_id].append(p)
                 self._gates_read.add(p.id)
-            self._parse_plans([p.id for r in chunk for p in self._promotions[r]])
+            self.parse_plans([p.id for r in chunk for p in self._promotions[r]])
             for row in self.session.scalars(
                 select(TaskRunRow).where(TaskRunRow.release_id.in_(chunk))
             ):
@@ -91,8 +92,34 @@ class PassContext:
                 )
             ):
                 self._gate_rows.setdefault((g.promotion_id, g.generation, g.stage), []).append(g)
+        self._read_versions({r.product for r in releases})
 
-    def _parse_plans(self, ids: list[int]) -> None:
+    def _read_versions(self, products: set[str]) -> None:
+        """For the products of the releases due: the versions ever triggered, and which
+        succeeded where (for "never an older release over a newer one"), in two queries."""
+        if not products:
+            return
+        with self.session.no_autoflush:
+            for product in products:
+                self._versions[product] = []
+            triggered = select(ReleaseRow.product, ReleaseRow.version).where(
+                ReleaseRow.product.in_(products), ReleaseRow.status != ReleaseStatus.CREATED
+            )
+            for product, version in self.session.execute(triggered):
+                self._versions[product].append(version)
+            succeeded = (
+                select(ReleaseRow.product, PromotionRow.environment, ReleaseRow.version)
+                .join(PromotionRow, PromotionRow.release_id == ReleaseRow.id)
+                .where(
+                    ReleaseRow.product.in_(products),
+                    PromotionRow.state == PromotionState.SUCCEEDED,
+                )
+            )
+            for product, environment, version in self.session.execute(succeeded):
+                self._deployed.setdefault((product, environment), []).append(version)
+            self._deployed_read.update(products)
+
+    def parse_plans(self, ids: list[int]) -> None:
         """Parse the plans not parsed yet, their policies read in one query (the column is
         deferred: most passes need none)."""
         missing = [i for i in ids if i not in self.parsed.plans]
@@ -144,6 +171,7 @@ class PassContext:
         self._gate_rows.clear()
         self._gates_read.clear()
         self._deployed.clear()
+        self._deployed_read.clear()
         self._holders = None
 
     @property
@@ -190,6 +218,8 @@ class PassContext:
         each pair, and kept up to date as the pass's promotions succeed or are recalled."""
         key = (product, environment)
         versions = self._deployed.get(key)
+        if versions is None and product in self._deployed_read:
+            versions = self._deployed[key] = []  # read with the product: none there yet
         if versions is None:
             with self.session.no_autoflush:
                 versions = self._deployed[key] = list(

@@ -168,7 +168,7 @@ class Engine:
             q = select(TaskRunRow).where(TaskRunRow.id.in_(ids))
             rows = {r.id: r for r in pc.session.scalars(q)}
             owners = {r.promotion_id for r in rows.values() if r.promotion_id is not None}
-            pc.session.scalars(select(PromotionRow).where(PromotionRow.id.in_(owners))).all()
+            pc.parse_plans(list(owners))
         for done in self._finished:
             row = rows.get(done.run_id)
             if row is None:
@@ -206,8 +206,8 @@ class Engine:
 
     def _task_def(self, pc: PassContext, row: TaskRunRow) -> TaskDef | None:
         if row.promotion_id is not None:
-            p = pc.session.get(PromotionRow, row.promotion_id)
-            plan = pc.plan(p) if p else None
+            pc.parse_plans([row.promotion_id])
+            plan = pc.parsed.plans.get(row.promotion_id)
             stage = plan.stage(row.stage) if plan else None
             tasks = stage.tasks if stage else (plan.on_fail if plan else [])
         else:
