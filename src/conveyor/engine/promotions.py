@@ -16,7 +16,8 @@ from conveyor.gates import GateContext
 from conveyor.health.timeline import EntityHealth
 from conveyor.model.gate import Fail, GateResult, Pass, Recall, Wait
 from conveyor.model.plan import Plan, Stage
-from conveyor.model.release import newer, parse_version
+from conveyor.model.release import newer
+from conveyor.model.schedule import Claim, Holder, claim, ready
 from conveyor.model.states import PromotionState as P
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow
 
@@ -74,30 +75,24 @@ def _enter(pc: PassContext, release: ReleaseRow, p: PromotionRow, phase: str) ->
 
 def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) -> bool:
     """One promotion deploys to an environment at a time; never an older over a newer one."""
-    # A rollback was asked for: it is the one promotion that may put an older release back.
-    ahead = None if p.rollback else _newer_deployed(pc, release, p.environment)
-    if ahead is not None:
-        pc.move(p, release, P.SUPERSEDED, f"{release.product}@{ahead} is already deployed here")
+    holders = [Holder(o.id, r.product, r.version, P(o.state)) for o, r in pc.holders(p.environment)]
+    # Reading what is deployed there costs a query only when a newer version exists at all.
+    deployed = (
+        pc.deployed_versions(release.product, p.environment)
+        if any(newer(v, release.version) for v in pc.triggered_versions(release.product))
+        else []
+    )
+    decision, detail = claim(p.id, release.version, p.rollback, holders, deployed)
+    if decision == Claim.SUPERSEDED:
+        pc.move(p, release, P.SUPERSEDED, f"{release.product}@{detail} is already deployed here")
         return False
-    busy = [(o, r) for o, r in pc.holders(p.environment) if o.id != p.id]
-    if busy:
-        o, r = busy[0]
-        reason = f"environment busy: {r.product}@{r.version} is {o.state} in {p.environment}"
+    if decision == Claim.BUSY:
+        reason = f"environment busy: {detail} in {p.environment}"
         if p.wait_reason != reason:
             p.wait_reason, p.wait_until = reason, None
             pc.moved = True
         return False
     return True
-
-
-def _newer_deployed(pc: PassContext, release: ReleaseRow, environment: str) -> str | None:
-    """The newest version of the product above this release's deployed in `environment`."""
-    if not any(newer(v, release.version) for v in pc.triggered_versions(release.product)):
-        return None  # the common case, with no query per environment
-    ahead = [
-        v for v in pc.deployed_versions(release.product, environment) if newer(v, release.version)
-    ]
-    return max(ahead, key=parse_version) if ahead else None
 
 
 def _gates(
@@ -275,4 +270,4 @@ def _run_fail_hooks(pc: PassContext, release: ReleaseRow, p: PromotionRow, plan:
 
 
 def is_ready(parents: list[PromotionRow]) -> bool:
-    return all(q.state == P.SUCCEEDED for q in parents)
+    return ready(P(q.state) for q in parents)

@@ -18,22 +18,13 @@ from sqlalchemy.orm import Session
 from conveyor.engine import due, rollback
 from conveyor.engine.transitions import move_promotion
 from conveyor.model.release import newer
+from conveyor.model.schedule import recall_stop, touched_by_recall
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
 from conveyor.model.states import check_release
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
-
-# What becomes of a promotion of the recalled release, by its state.
-_STOP = {
-    P.PENDING: P.SKIPPED,
-    P.WAITING: P.SKIPPED,
-    P.RUNNING: P.TERMINATED,
-    P.VERIFYING: P.RECALLED,
-    P.SUCCEEDED: P.RECALLED,
-    P.FAILED: P.TERMINATED,
-}
 
 
 def recall(session: Session, release: ReleaseRow, reason: str, actor: str, now: datetime) -> bool:
@@ -56,9 +47,9 @@ def recall(session: Session, release: ReleaseRow, reason: str, actor: str, now: 
                 move_promotion(session, now, actor, release, p, P.TERMINATED, f"recalled: {reason}")
             continue
         was = P(p.state)
-        if was in (P.RUNNING, P.VERIFYING, P.SUCCEEDED):
+        if touched_by_recall(was):
             touched.append(p.environment)
-        stop = _STOP.get(was)
+        stop = recall_stop(was)
         if stop is not None:
             move_promotion(session, now, actor, release, p, stop, f"recalled: {reason}")
     for row in session.scalars(

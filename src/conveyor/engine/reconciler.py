@@ -31,6 +31,7 @@ from conveyor.engine.rollback import recall_newer
 from conveyor.engine.runner import Finished, TaskRunner
 from conveyor.model.definitions import TaskDef
 from conveyor.model.plan import Stage
+from conveyor.model.schedule import Outcome, conclude
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
@@ -268,8 +269,8 @@ class Engine:
         on_fail: list[TaskDef],
         template: dict[str, Any],
     ) -> None:
-        states = [P(p.state) for p in promotions]
-        if release.status == R.RUNNING and all(s == P.SUCCEEDED for s in states):
+        outcome = conclude(R(release.status), [P(p.state) for p in promotions])
+        if outcome == Outcome.SUCCEEDED:
             status, reason = "done", ""
             if finish and finish.key not in release.hooks_done:
                 status, reason = pc.drive_tasks(release, None, finish.key, finish.tasks, template)
@@ -281,16 +282,12 @@ class Engine:
                 if finish:
                     release.hooks_done = [*release.hooks_done, finish.key]
                 pc.set_status(release, R.SUCCEEDED)
-        elif release.status == R.RUNNING and any(s in (P.FAILED, P.REJECTED) for s in states):
+        elif outcome == Outcome.FAILED:
             failed = [p for p in promotions if p.state in (P.FAILED, P.REJECTED)]
             pc.set_status(
                 release, R.FAILED, "; ".join(f"{p.environment}: {p.message}" for p in failed)
             )
-        elif (
-            release.status == R.RUNNING
-            and any(s == P.SUPERSEDED for s in states)
-            and not any(s.active for s in states)
-        ):
+        elif outcome == Outcome.SUPERSEDED:
             pc.set_status(release, R.SUPERSEDED, "a newer release reached an environment first")
         if (
             release.status == R.FAILED
