@@ -82,7 +82,12 @@ def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) ->
         if any(newer(v, release.version) for v in pc.triggered_versions(release.product))
         else []
     )
-    decision, detail = claim(p.id, release.version, p.rollback, holders, deployed)
+    # A cancelled task of another promotion may still be ending there: it goes first.
+    ending = [
+        Holder(other, "", "", P.TERMINATED, f"a stopped task of promotion {other} is ending")
+        for other in pc.runner.promotions_running(p.environment) - {p.id}
+    ]
+    decision, detail = claim(p.id, release.version, p.rollback, holders + ending, deployed)
     if decision == Claim.SUPERSEDED:
         pc.move(p, release, P.SUPERSEDED, f"{release.product}@{detail} is already deployed here")
         return False

@@ -175,6 +175,8 @@ class Engine:
             if row is None:
                 continue
             finished.add(row.release_id)
+            if row.promotion_id is not None:  # who waited for its environment looks again
+                pc.freed.add(row.scope.partition("/")[2])
             if row.status == T.CANCELLED:  # stopped on purpose; keep what it printed
                 row.output = done.result.output
                 continue

@@ -136,6 +136,17 @@ class TaskRunner:
                 del self._inflight[finished.run_id]
         return done
 
+    def promotions_running(self, environment: str) -> set[int]:
+        """The promotions with a task still running in `environment` in this process,
+        including one cancelled and still ending (its row says cancelled already)."""
+        with self._lock:
+            return {
+                job.ctx.promotion_id
+                for job in self._inflight.values()
+                if job.ctx.promotion_id is not None
+                and job.ctx.template.get("environment", {}).get("name") == environment
+            }
+
     @property
     def inflight(self) -> int:
         """Tasks started and not yet collected (a hung task no longer, once collected)."""

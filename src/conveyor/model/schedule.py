@@ -37,6 +37,10 @@ class Holder:
     product: str
     version: str
     state: P
+    what: str = ""  # says what holds it, where that is not a release's promotion
+
+    def __str__(self) -> str:
+        return self.what or f"{self.product}@{self.version} is {self.state}"
 
 
 def claim(
@@ -55,8 +59,7 @@ def claim(
         return Claim.SUPERSEDED, max(ahead, key=parse_version)
     busy = [h for h in holders if h.promotion != promotion]
     if busy:
-        h = busy[0]
-        return Claim.BUSY, f"{h.product}@{h.version} is {h.state}"
+        return Claim.BUSY, str(busy[0])
     return Claim.GO, ""
 
 
