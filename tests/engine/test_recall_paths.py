@@ -37,7 +37,8 @@ spec:
                 - sh
                 - -c
                 - >-
-                  if [ "$0" = prod ] && [ -e "hold-$1" ]; then n=0; while [ ! -e "go-$1" ] && [ $n -lt 500 ];
+                  if [ "$0" = prod ] && [ -e "hold-$1" ]; then n=0;
+                  while [ ! -e "go-$1" ] && [ $n -lt 500 ];
                   do sleep 0.02; n=$((n+1)); done; fi; echo "$1" > "$0.txt"
                 - "${{ environment.name }}"
                 - "${{ release.version }}"

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
 from conveyor.engine import health, resources
+from conveyor.engine.reportcache import ReportCache
 from conveyor.errors import NotFound
 from conveyor.gates import GateContext
 from conveyor.health.timeline import EntityHealth
@@ -96,6 +97,7 @@ def gate_context(
     now: datetime,
     envs: Mapping[str, tuple[EnvironmentSpec, dict[str, str]]],
     cache: dict[tuple[str, str, str], dict[str, EntityHealth]] | None = None,
+    reports: ReportCache | None = None,
 ) -> GateContext:
     try:
         product = resources.get_current(session, "Product", release.product).spec
@@ -110,7 +112,7 @@ def gate_context(
         if key not in known:
             try:
                 known[key] = health.show(
-                    session, environment, release.product, release.version, now
+                    session, environment, release.product, release.version, now, None, reports
                 )
             except NotFound:  # an environment deleted since: it has no entities to offer
                 known[key] = {}

@@ -11,11 +11,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import ColumnElement, Row, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from conveyor.engine import due, resources
 from conveyor.engine.releases import stored_version
@@ -24,6 +26,9 @@ from conveyor.gates import HealthRules
 from conveyor.health.columnar import I64, STATE_CODES, Columns, evaluate_columns, us
 from conveyor.health.timeline import EntityHealth, HealthState, Weekends
 from conveyor.model.definitions import EnvironmentSpec, ProductSpec
+
+if TYPE_CHECKING:
+    from conveyor.engine.reportcache import ReportCache
 from conveyor.store.tables import (
     HEALTH_STATE_CODES,
     HEALTH_STATE_NAMES,
@@ -190,15 +195,7 @@ def _reports(
     nodes = select(n.id, n.entity, n.node).where(n.environment == environment)
     if entity is not None:
         nodes = nodes.where(n.entity == entity)
-    # Whole numbers only: the driver hands them over more than twice as fast as text, and
-    # `+`/`*` spell the packing the same in SQLite and PostgreSQL.
-    packed = (
-        r.node_id * (1 << _NODE_SHIFT)
-        + case((r.live, _LIVE), else_=0)
-        + case((r.version == version, _IS_VERSION), else_=0)
-        + func.coalesce(r.state_code, 0)
-    )
-    q = select(r.time_us, packed).where(r.time_us <= us(now)).order_by(r.id)
+    q = select(r.time_us, packed(version)).where(r.time_us <= us(now)).order_by(r.id)
     if entity is None:
         # Through the index on environment alone: it lists an environment's rows in id
         # order, so there is no sort and the table is read in order. (Through an index
@@ -206,23 +203,47 @@ def _reports(
         q = q.where(r.environment == environment)
     else:
         q = q.where(r.node_id.in_(nodes.with_only_columns(n.id)))  # the (node_id, time) index
-    result = session.connection().execute(q)
+    pairs = read_integers(session, q, 2)
+    # The names after the reports: a report's node is older than the report, so even where
+    # each statement sees its own snapshot (PostgreSQL), every node read is named.
+    return columns_of(pairs[0::2], pairs[1::2], session.execute(nodes).all())
+
+
+def packed(version: str) -> ColumnElement[int]:
+    """A report as one integer: its node, liveness, whether it is about `version`, its
+    state. Whole numbers only: the driver hands them over more than twice as fast as text,
+    and `+`/`*` spell the packing the same in SQLite and PostgreSQL."""
+    r = HealthReportRow
+    return (
+        r.node_id * (1 << _NODE_SHIFT)
+        + case((r.live, _LIVE), else_=0)
+        + case((r.version == version, _IS_VERSION), else_=0)
+        + func.coalesce(r.state_code, 0)
+    )
+
+
+def read_integers(session: Session, query: Executable, width: int) -> I64:
+    """The rows of an all-integer query, flattened into one array (`width` per row)."""
+    result = session.connection().execute(query)
     parts = []
     try:
         # The DBAPI cursor's plain tuples, flattened straight into an array: SQLAlchemy's
         # Row objects or a Python object per value would cost more than the query.
         cursor = result.cursor
         while rows := cursor.fetchmany(65_536):
-            parts.append(np.fromiter(itertools.chain.from_iterable(rows), np.int64, 2 * len(rows)))
+            flat = itertools.chain.from_iterable(rows)
+            parts.append(np.fromiter(flat, np.int64, width * len(rows)))
     finally:
         result.close()
-    pairs = np.concatenate(parts) if parts else np.empty(0, np.int64)
-    # The names after the reports: a report's node is older than the report, so even where
-    # each statement sees its own snapshot (PostgreSQL), every node read is named.
-    return _columns(pairs[0::2], pairs[1::2], session.execute(nodes).all())
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
-def _columns(time_us: I64, packed: I64, nodes: Sequence[Row[int, str, str]]) -> Columns:
+def nodes_of(session: Session, environment: str) -> Sequence[Row[int, str, str]]:
+    n = HealthNodeRow
+    return session.execute(select(n.id, n.entity, n.node).where(n.environment == environment)).all()
+
+
+def columns_of(time_us: I64, packed: I64, nodes: Sequence[Row[int, str, str]]) -> Columns:
     """Columns from the read's integers; `nodes` are (id, entity, node) of every node id in it."""
     entity_codes: dict[str, int] = {}
     ids = np.array([n.id for n in nodes], np.int64)
@@ -252,18 +273,26 @@ def show(
     version: str,
     now: datetime,
     entity: str | None = None,
+    reports: ReportCache | None = None,
 ) -> dict[str, EntityHealth]:
     """Health of each entity of `environment` over the soak of `product@version` until `now`,
     judged against the product's rolloutCriteria (its weekend days, in its time zone, not
-    counted). Declared entities that never reported are there with no soak.
+    counted). Declared entities that never reported are there with no soak. With
+    `reports` (an engine's), only the reports that arrived since it last looked are read.
     Raises NotFound for an unknown environment or product."""
     _check_aware(now, "at")
     env = current_environment(session, environment)
     spec = resources.get_current(session, "Product", product).spec
     assert isinstance(spec, ProductSpec)
     rules = rules_of(spec)
+    version = stored_version(version)
+    columns = (
+        reports.columns(session, environment, version, now)
+        if reports is not None and entity is None
+        else _reports(session, environment, now, entity, version)
+    )
     result = evaluate_columns(
-        _reports(session, environment, now, entity, stored_version(version)),
+        columns,
         now,
         rules.weekends,
         healthy_threshold=rules.healthy_threshold,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.engine.reportcache import ReportCache
 from conveyor.model.definitions import FlowSpec, TaskDef
 from conveyor.model.flow import FlowGraph
 from conveyor.model.plan import Plan, Stage
@@ -30,6 +31,8 @@ class Parsed:
         self.plans: dict[int, Plan] = {}
         self.flows: dict[tuple[str | None, int | None], FlowParts] = {}
         self.gate_settings: dict[tuple[int, str, int], Any] = {}
+        # Health reports read so far, so that a look reads only those that came since.
+        self.reports = ReportCache()
 
     def trim(self) -> None:
         for cache in (self.plans, self.flows, self.gate_settings):

@@ -117,6 +117,7 @@ def _gates(
         pc.now,
         pc.environments,
         pc.health,
+        pc.parsed.reports,
     )
     reads_health = ctx.entity_health
 
