@@ -9,7 +9,7 @@ from conveyor.clock import ManualClock
 from conveyor.engine import health
 from conveyor.engine.service import Conveyor
 from tests.conftest import apply_yaml
-from tests.engine.test_canary import DEFS, node, start
+from tests.engine.test_canary import DEFS, start
 
 
 def test_each_look_reads_only_new_reports(cv: Conveyor, clock: ManualClock) -> None:
