@@ -16,8 +16,12 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
-    def sleep_until(self, until: datetime | None, wake: threading.Event) -> None:
-        """Return at `until`, or earlier when `wake` is set. `None` means until woken."""
+    def sleep_until(
+        self, until: datetime | None, wake: threading.Event, cap: timedelta | None = None
+    ) -> None:
+        """Return at `until`, or earlier when `wake` is set. `None` means until woken.
+        `cap`: in any case after that much real time (a safety net against a lost wake-up;
+        a controllable clock's jump is not capped)."""
         ...
 
 
@@ -27,13 +31,16 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def sleep_until(self, until: datetime | None, wake: threading.Event) -> None:
+    def sleep_until(
+        self, until: datetime | None, wake: threading.Event, cap: timedelta | None = None
+    ) -> None:
+        limit = None if cap is None else cap.total_seconds()
         if until is None:
-            wake.wait()
+            wake.wait(limit)
             return
         delay = (until - self.now()).total_seconds()
         if delay > 0:
-            wake.wait(delay)
+            wake.wait(delay if limit is None else min(delay, limit))
 
 
 class ManualClock:
@@ -65,9 +72,11 @@ class ManualClock:
                 raise ValueError("time does not go backwards")
             self._now = when
 
-    def sleep_until(self, until: datetime | None, wake: threading.Event) -> None:
+    def sleep_until(
+        self, until: datetime | None, wake: threading.Event, cap: timedelta | None = None
+    ) -> None:
         if until is None:
-            wake.wait()
+            wake.wait(None if cap is None else cap.total_seconds())
             return
         with self._lock:
             if until > self._now:

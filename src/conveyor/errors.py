@@ -7,6 +7,7 @@ to HTTP statuses the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class ConveyorError(Exception):
@@ -59,6 +60,14 @@ class IllegalTransition(Conflict):
     def __init__(self, what: str, subject: str, src: str, dst: str) -> None:
         self.what, self.subject, self.src, self.dst = what, subject, src, dst
         super().__init__(f"{what} {subject}: {src} -> {dst} is not a transition")
+
+
+class EngineBusy(Conflict):
+    """Another engine holds the database's lease."""
+
+    def __init__(self, holder: str, expires_at: datetime, message: str) -> None:
+        self.holder, self.expires_at = holder, expires_at
+        super().__init__(message)
 
 
 class Forbidden(ConveyorError):

@@ -205,14 +205,26 @@ def run(
 
 
 @app.command()
-def engine(ctx: typer.Context) -> None:
-    """Run the engine until interrupted: it wakes on events and on the earliest gate deadline."""
+def engine(
+    ctx: typer.Context,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby", help="If an engine serves the database, take over when it stops."
+        ),
+    ] = False,
+) -> None:
+    """Run the engine until interrupted: it wakes on events and on the earliest gate deadline.
+
+    One engine serves a database at a time; a second is refused, naming the first."""
     cv = cv_of(ctx)
     # SIGTERM (systemd, Kubernetes) stops as cleanly as Ctrl-C: the pass ends, the socket goes.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: cv.engine.stop())
-    out.print(f"engine {cv.engine.owner} running on {cv.store.engine.url.render_as_string()}")
+    mode = " (standby: takes over when the serving engine stops)" if standby else ""
+    url = cv.store.engine.url.render_as_string()
+    out.print(f"engine {cv.engine.owner} (pid {os.getpid()}) on {url}{mode}")
     try:
-        cv.engine.serve()
+        cv.engine.serve(standby=standby)
     except KeyboardInterrupt:
         cv.engine.stop()
     finally:

@@ -106,7 +106,10 @@ def _logs(view: ReleaseView) -> list[RenderableType]:
             Text.assemble(
                 (f"── {where} {t.stage}/{t.task} ", "bold"),
                 (t.status, STYLE.get(t.status, "")),
-                f" (attempt {t.attempt}{', ' + took if took else ''})",
+                f" (attempt {t.attempt}"
+                + (f", {t.takeovers} taken over from an engine that died" if t.takeovers else "")
+                + (f", {took}" if took else "")
+                + ")",
             )
         )
         if t.error:

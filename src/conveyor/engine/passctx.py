@@ -420,9 +420,9 @@ class PassContext:
             return
         if result.ok:
             row.status = T.SUCCEEDED
-        elif result.retryable and task is not None and row.attempt <= task.retries:
+        elif result.retryable and task is not None and row.attempt - row.takeovers <= task.retries:
             row.status = T.RETRYING
-            row.next_attempt_at = self.now + task.backoff * (2 ** (row.attempt - 1))
+            row.next_attempt_at = self.now + task.backoff * (2 ** (row.attempt - row.takeovers - 1))
             self.wake_at(row.next_attempt_at)
         else:
             row.status = T.FAILED

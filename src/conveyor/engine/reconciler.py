@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from conveyor.clock import Clock, utc
-from conveyor.engine import due, wakeup
+from conveyor.engine import due, lease, wakeup
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import template_context
 from conveyor.engine.parsed import Parsed
@@ -29,6 +29,7 @@ from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.rollback import recall_newer
 from conveyor.engine.runner import Finished, TaskRunner
+from conveyor.errors import EngineBusy
 from conveyor.model.definitions import TaskDef
 from conveyor.model.plan import Stage
 from conveyor.model.schedule import Outcome, conclude
@@ -78,7 +79,10 @@ class Engine:
         self.wake = self.runner.wake
         self.prober = Prober(clock, self.wake)
         self._stop = threading.Event()
-        self._resumed = False
+        # Set to wake a standby's wait for the lease (stop() sets it too).
+        self._stop_event_for_sleep = threading.Event()
+        self.standing_by = False
+
         self.parsed = Parsed()
         # Releases whose look failed, and how many times in a row: their backoff grows.
         self._failures: dict[int, int] = {}
@@ -196,15 +200,8 @@ class Engine:
                 finished.add(row.release_id)
                 pc.moved = True
         due.mark_ids(pc.session, finished, pc.now)
-        if self._resumed:
-            return
-        self._resumed = True
-        orphans = pc.session.scalars(
-            select(TaskRunRow).where(TaskRunRow.status == T.RUNNING, TaskRunRow.owner != self.owner)
-        )
-        for row in orphans:
-            # Actions are idempotent: running it again finishes what the dead engine began.
-            row.status, row.attempt = T.QUEUED, max(0, row.attempt - 1)
+        # Tasks whose engine died (one query; two when some other engine's task runs).
+        if lease.take_over(pc.session, pc.now, self.owner, pc.actor):
             pc.moved = True
 
     def _task_def(self, pc: PassContext, row: TaskRunRow) -> TaskDef | None:
@@ -308,42 +305,80 @@ class Engine:
         """Passes until nothing can move: no task in flight and nothing due.
 
         Waits for timed gates and retries through the clock (a controllable clock jumps).
+        Holds the database's lease meanwhile: beside a live engine it raises EngineBusy
+        and touches nothing.
         """
-        outcome = PassOutcome(False, None, 0)
-        for _ in range(max_passes):
-            outcome = self.run_pass()
-            if outcome.moved:
-                continue
-            if outcome.inflight:
-                self.wake.wait()  # a task thread sets it when it finishes
-                continue
-            if outcome.next_at is None:
-                return outcome
-            self.clock.sleep_until(outcome.next_at, self.wake)
-        return outcome
+        lease.acquire(self.store, self.clock, self.owner, "run")
+        try:
+            outcome = PassOutcome(False, None, 0)
+            for _ in range(max_passes):
+                outcome = self.run_pass()
+                if outcome.moved:
+                    continue
+                if outcome.inflight:
+                    self.wake.wait()  # a task thread sets it when it finishes
+                    continue
+                if outcome.next_at is None:
+                    return outcome
+                self.clock.sleep_until(outcome.next_at, self.wake)
+            return outcome
+        finally:
+            lease.release(self.store, self.owner)
 
-    def serve(self, resync: timedelta = RESYNC) -> None:
-        """Run until `stop()`; sleep until the next due time or an event.
+    def serve(self, resync: timedelta = RESYNC, standby: bool = False) -> None:
+        """Run until `stop()`; sleep until the next due time or an event, and look again
+        at least every `resync` whatever else wakes it.
 
-        Writers in other processes wake it through a socket beside the database; where
-        there is none, it also looks again every `resync` as a safety net.
+        Holds the database's lease, renewed by a heartbeat. Beside a live engine it raises
+        EngineBusy, or with `standby` waits until that engine's lease expires. Writers in
+        other processes wake it through a socket beside the database, bound only once the
+        lease is held. A pass that raises is logged and tried again after a back-off.
         """
+        if not self._acquire(standby):
+            return
+        beat = lease.Heartbeat(self.store, self.clock, self.owner, lost=self.stop)
+        beat.start()
         path = wakeup.path_for(self.store.engine.url)
         listener = wakeup.Listener(path, self.wake) if path else None
+        failures = 0
         try:
             while not self._stop.is_set():
-                outcome = self.run_pass()
+                try:
+                    outcome = self.run_pass()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("engine pass failed (%d in a row)", failures)
+                    self.clock.sleep_until(self.clock.now() + backoff(failures, cap=30), self.wake)
+                    continue
                 probe_at = self.prober.start_due(self.store, self.clock.now())
                 if outcome.moved:
                     continue
                 until = min((t for t in (outcome.next_at, probe_at) if t), default=None)
-                if listener is None:
-                    cap = self.clock.now() + resync
-                    until = cap if until is None else min(until, cap)
-                self.clock.sleep_until(until, self.wake)
+                self.clock.sleep_until(until, self.wake, cap=resync)
         finally:
             if listener is not None:
                 listener.close()
+            beat.stop()
+            lease.release(self.store, self.owner)
+
+    def _acquire(self, standby: bool) -> bool:
+        """Take the lease; with `standby`, wait for it (False if stopped meanwhile)."""
+        while True:
+            try:
+                lease.acquire(self.store, self.clock, self.owner, "engine")
+                return True
+            except EngineBusy as busy:
+                if not standby:
+                    raise
+                if not self.standing_by:
+                    log.warning("standing by: %s", busy)
+                self.standing_by = True
+                # Until the holder's lease expires; a dead holder on this host sooner.
+                until = min(busy.expires_at, self.clock.now() + lease.TTL / 15)
+                self.clock.sleep_until(until, self._stop_event_for_sleep)
+                if self._stop.is_set():
+                    return False
 
     def probe_due(self, wait: float = 30.0) -> list[ProbeStatus]:
         """Run the health probes due now and store their answers (waiting `wait` seconds at
@@ -352,6 +387,7 @@ class Engine:
 
     def stop(self) -> None:
         self._stop.set()
+        self._stop_event_for_sleep.set()
         self.wake.set()
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ class TaskView:
     finished_at: datetime | None
     error: str
     output: str
+    takeovers: int = 0  # attempts started again because the engine running them died
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def _tasks(rows: list[TaskRunRow]) -> list[TaskView]:
             utc(r.finished_at) if r.finished_at else None,
             r.error,
             r.output,
+            r.takeovers,
         )
         for r in rows
     ]

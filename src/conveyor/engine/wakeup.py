@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from conveyor.errors import ConveyorError
+
 MAX_PATH = 100  # sun_path is 108 bytes on Linux; leave room
 
 
@@ -44,10 +46,16 @@ class Listener:
         self.path = path
         self._event = event
         self._closed = threading.Event()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # left by an engine that died
+        if path.exists():
+            if _listened(path):
+                raise ConveyorError(
+                    f"{path} is the wake socket of an engine that is running: stop it first"
+                )
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # left by an engine that died
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(path))
+        self._inode = path.stat().st_ino
         self._thread = threading.Thread(target=self._loop, name="wakeup", daemon=True)
         self._thread.start()
 
@@ -65,5 +73,18 @@ class Listener:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            if self.path.stat().st_ino == self._inode:  # ours, not a successor's
+                os.unlink(self.path)
         self._thread.join(timeout=2)
+
+
+def _listened(path: Path) -> bool:
+    """Whether a live process listens on the socket file (a stale one refuses)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # not ours to judge: leave it
+        return True
