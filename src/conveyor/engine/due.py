@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from conveyor.model.states import PromotionState as P
@@ -52,20 +52,27 @@ def health_reported(session: Session, now: datetime) -> None:
     )
 
 
+BUSY = "environment busy"  # how a promotion waiting for its environment says so
+
+
 def environments_freed(session: Session, environments: Iterable[str], now: datetime) -> None:
-    """Promotions left these environments: the releases waiting to deploy there are due."""
+    """A promotion left these environments, or stopped waiting for them: the oldest release
+    waiting only for each is due. (Waking every waiter would have them all look, and all
+    but one find it taken again. The baton passes on: when that one deploys and leaves, or
+    stops waiting, the next is woken.)"""
     environments = list(environments)
     if not environments:
         return
-    waiting = select(PromotionRow.release_id).where(
-        PromotionRow.environment.in_(environments), PromotionRow.state == P.WAITING
+    oldest = (
+        select(func.min(PromotionRow.release_id))
+        .where(
+            PromotionRow.environment.in_(environments),
+            PromotionRow.state == P.WAITING,
+            PromotionRow.wait_reason.startswith(BUSY),
+        )
+        .group_by(PromotionRow.environment)
     )
-    session.execute(
-        update(ReleaseRow)
-        .where(ReleaseRow.id.in_(waiting), _not_due_yet(now))
-        .values(next_look_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    mark_ids(session, list(session.scalars(oldest)), now)
 
 
 def definitions_changed(session: Session, now: datetime) -> None:

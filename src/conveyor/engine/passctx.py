@@ -72,10 +72,10 @@ class PassContext(PassReads):
     ) -> None:
         old = PromotionState(p.state)
         held = old.holds_environment
-        if move_promotion(self.session, self.now, self.actor, release, p, state, message):
+        if move_promotion(
+            self.session, self.now, self.actor, release, p, state, message, self.freed
+        ):
             self.moved = True
-            if held and not state.holds_environment:
-                self.freed.add(p.environment)
             if state.final:
                 self.cancel_tasks(release.id, p)  # a final promotion leaves no task queued
             versions = self._deployed.get((release.product, p.environment))

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from conveyor.clock import utc
-from conveyor.engine import recall
+from conveyor.engine import due, recall
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import gate_context, template_context
 from conveyor.engine.passctx import PassContext
@@ -92,7 +92,7 @@ def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) ->
         pc.move(p, release, P.SUPERSEDED, f"{release.product}@{detail} is already deployed here")
         return False
     if decision == Claim.BUSY:
-        reason = f"environment busy: {detail} in {p.environment}"
+        reason = f"{due.BUSY}: {detail} in {p.environment}"
         if p.wait_reason != reason:
             p.wait_reason, p.wait_until = reason, None
             pc.moved = True
@@ -158,6 +158,8 @@ def _gates(
     until = max(timed) if timed else None
     reason = "; ".join(w.reason for w in waits)
     if (p.wait_reason, p.wait_until and utc(p.wait_until)) != (reason, until):
+        if p.wait_reason.startswith(due.BUSY):
+            pc.freed.add(p.environment)  # no longer next in line there: the baton passes on
         p.wait_reason, p.wait_until = reason, until
         pc.moved = True
     # Passing needs the latest `until`, but a gate may recall or fail sooner, even one

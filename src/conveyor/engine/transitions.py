@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from conveyor.engine import due
 from conveyor.model.states import PromotionState, check_promotion
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow
@@ -19,12 +20,20 @@ def move_promotion(
     p: PromotionRow,
     state: PromotionState,
     message: str = "",
+    freed: set[str] | None = None,
 ) -> bool:
-    """Move `p` to `state`; False when it is there already."""
+    """Move `p` to `state`; False when it is there already.
+
+    When `p` leaves its environment, or stops waiting for it, the next release waiting
+    for that environment is woken: its name is added to `freed` (a pass wakes them all
+    at its end), or without `freed`, at once."""
     old = PromotionState(p.state)
     if old == state:
         return False
     check_promotion(f"{release.product}@{release.version}/{p.environment}", old, state)
+    leaves = (old.holds_environment and not state.holds_environment) or (
+        old == PromotionState.WAITING and state.final
+    )
     p.state, p.state_since = state, now
     if message or state.final or old.final:
         p.message = message
@@ -43,4 +52,8 @@ def move_promotion(
         {"state": str(old)},
         after,
     )
+    if leaves and freed is not None:
+        freed.add(p.environment)
+    elif leaves:
+        due.environments_freed(session, [p.environment], now)
     return True
