@@ -99,7 +99,7 @@ def test_a_raising_gate_harms_only_its_promotion(tmp_path: Path) -> None:
     # The others moved on in the same passes; the broken ones wait, saying why and who.
     views = {v: cv.show(f"shop@{v}") for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")}
     dev = {v: next(n for n in view.nodes if n.environment == "dev") for v, view in views.items()}
-    assert dev["1.1.0"].state == "running"
+    assert dev["1.1.0"].state in ("running", "verifying", "succeeded")  # moved on
     # (1.3.0 waits for dev, which 1.1.0 deploys to, but its gate was asked and passed.)
     assert [g["result"] for g in dev["1.3.0"].gates] == ["pass"]
     assert dev["1.0.0"].state == "waiting"
