@@ -204,7 +204,7 @@ def test_a_second_engine_is_refused_or_stands_by(
     (tmp_path / "go").touch()
     cv.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
     cv.trigger("main", "shop@1.0.0")
-    wait_for(lambda: cv.show("shop@1.0.0").status == "succeeded", 5)
+    wait_for(lambda: cv.show("shop@1.0.0").status == "succeeded", 15)
 
     standby = subprocess.Popen(
         conveyor_cmd(db, "engine", "--standby"),

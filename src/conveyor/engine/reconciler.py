@@ -80,7 +80,7 @@ class Engine:
         self.prober = Prober(clock, self.wake)
         self._stop = threading.Event()
         # Set to wake a standby's wait for the lease (stop() sets it too).
-        self._stop_event_for_sleep = threading.Event()
+        self._standby_wake = threading.Event()
         self.standing_by = False
 
         self.parsed = Parsed()
@@ -376,7 +376,7 @@ class Engine:
                 self.standing_by = True
                 # Until the holder's lease expires; a dead holder on this host sooner.
                 until = min(busy.expires_at, self.clock.now() + lease.TTL / 15)
-                self.clock.sleep_until(until, self._stop_event_for_sleep)
+                self.clock.sleep_until(until, self._standby_wake)
                 if self._stop.is_set():
                     return False
 
@@ -387,7 +387,7 @@ class Engine:
 
     def stop(self) -> None:
         self._stop.set()
-        self._stop_event_for_sleep.set()
+        self._standby_wake.set()
         self.wake.set()
 
     def close(self) -> None:
