@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 from conveyor.clock import SystemClock
 from conveyor.engine.service import Conveyor
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import PromotionRow
 
 NODES = ("dev", "qa-a", "qa-b", "stage", "prod")

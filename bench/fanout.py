@@ -17,7 +17,7 @@ from pathlib import Path
 from conveyor.clock import SystemClock
 from conveyor.engine.service import Conveyor
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 
 DIGEST = "sha256:" + "b" * 64
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from conveyor.clock import SystemClock
 from conveyor.engine.service import Conveyor
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 
 OLD = "sha256:" + "0" * 64
 NEW = "sha256:" + "1" * 64

@@ -38,7 +38,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.health.columnar import STATE_CODES, STATE_NAMES, Columns, evaluate_columns, us
 from conveyor.health.timeline import EntityHealth, HealthState, Report, Weekends, evaluate
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import HEALTH_STATE_CODES, HealthReportRow
 
 ENTITIES, NODES = 1_000, 10

@@ -46,7 +46,7 @@ from pathlib import Path
 from conveyor.clock import SystemClock
 from conveyor.engine.service import Conveyor
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 
 BULK_PRODUCTS = 20
 POLL = 0.002

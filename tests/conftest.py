@@ -12,7 +12,7 @@ from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
 from conveyor.oci.local import registry
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from tests.httpserver import server  # noqa: F401 (a fixture, shared)
 
 

@@ -20,7 +20,7 @@ from conveyor.clock import ManualClock
 from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
 from conveyor.errors import DefinitionError, TerminalError, TransientError
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow, TaskRunRow
 from tests.actions.argo import TOKEN, Argo, Server
 from tests.conftest import BASE, DIGEST, apply_yaml

@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
 
-from conveyor.cli.errors import exit_code
+from conveyor.cli.errors import RELEASE_FAILED, exit_code
 from conveyor.cli.main import app
 from conveyor.errors import ConveyorError
 from tests.conftest import BASE, DIGEST
@@ -127,6 +127,12 @@ class Cli:
         assert result.exit_code == 0, (args, result.output, result.exception)
         return result.output
 
+    def code(self, *args: str) -> tuple[int, str]:
+        """The exit code of a command that ends without raising, and what it said."""
+        result = self.invoke(*args)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result
+        return result.exit_code, result.output
+
     def error(self, *args: str) -> ConveyorError:
         """What the command raised: `main()` turns a ConveyorError into its exit code, so
         anything else would be a traceback and exit 1."""
@@ -200,11 +206,11 @@ def test_apply_creates_then_is_unchanged_then_configures(tmp_path: Path, cli: Cl
 
     (doc,) = yaml_docs(cli("get", "env", "prod", "-o", "yaml"))
     assert isinstance(doc, dict)
-    assert doc["metadata"]["revision"] == 2
+    assert doc["status"]["revision"] == 2
     assert doc["spec"]["settings"] == {"overlay": "ov/prod"}
     assert "revision: 2" in cli("get", "env", "prod", "-o", "yaml")
     (dev,) = yaml_docs(cli("get", "env", "dev", "-o", "yaml"))
-    assert isinstance(dev, dict) and dev["metadata"]["revision"] == 1
+    assert isinstance(dev, dict) and dev["status"]["revision"] == 1
 
 
 def test_get_lists_and_shows_definitions(tmp_path: Path, cli: Cli) -> None:
@@ -222,7 +228,8 @@ def test_get_lists_and_shows_definitions(tmp_path: Path, cli: Cli) -> None:
 
     doc = json.loads(cli("get", "PromotionFlow", "main", "-o", "json"))
     assert doc["kind"] == "PromotionFlow"
-    assert doc["metadata"] == {"name": "main", "revision": 1}
+    assert doc["metadata"] == {"name": "main"}
+    assert doc["status"]["revision"] == 1 and doc["status"]["appliedAt"].endswith("Z")
     assert doc["spec"]["product"] == "shop"
     assert [n["name"] for n in doc["spec"]["environments"]] == [
         "qa",
@@ -433,7 +440,9 @@ def test_retry_a_failed_release(tmp_path: Path, cli: Cli) -> None:
     cli("apply", "-f", str(write_defs(tmp_path, FAILING_POLICY)))
     cli("release", "create", "shop", "--version", "1.0.0", "--artifact", ARTIFACT)
     cli("trigger", "main", "--release", "shop@1.0.0")
-    cli("run", "--until-idle")
+    code, said = cli.code("run", "--until-idle")
+    assert code == RELEASE_FAILED
+    assert "release shop@1.0.0 failed: dev: task write failed" in said
 
     view = json.loads(cli("release", "show", "shop@1.0.0", "-o", "json"))
     assert view["status"] == "failed"
@@ -547,6 +556,8 @@ def test_db_option_and_environment_variable_select_the_database(tmp_path: Path) 
     assert not (tmp_path / "conveyor.db").exists()
 
     via_env = {"CONVEYOR_DATABASE_URL": f"sqlite:///{two}"}
+    made = conveyor(tmp_path, "init", extra_env=via_env, db=False)
+    assert made.returncode == 0, made.stderr
     empty = conveyor(tmp_path, "get", "env", extra_env=via_env, db=False)
     assert empty.returncode == 0, empty.stderr
     assert two.is_file()

@@ -55,7 +55,7 @@ def test_show_json_parses(cli: Cli) -> None:
     (entry,) = json.loads(out)
     assert entry == {
         "entity": "cluster-a",
-        "firstSeen": "2026-01-05T09:00:00+00:00",
+        "firstSeen": "2026-01-05T09:00:00Z",
         "soakSeconds": 36000.0,
         "healthySeconds": 32400.0,
         "unhealthySeconds": 3600.0,
@@ -166,6 +166,7 @@ def test_probe_once_from_the_command_line(tmp_path: Path, server: Server) -> Non
 """
     )
     cli = Cli(tmp_path)
+    cli("init")
     assert "no probes are defined" in cli("health", "probe")
     cli("apply", "-f", str(defs))
     said = cli("health", "probe")

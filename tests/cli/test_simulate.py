@@ -15,7 +15,7 @@ from conveyor.clock import ManualClock, SystemClock
 from conveyor.engine.reconciler import Engine
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from tests.cli.test_cli import Cli, applied, conveyor
 from tests.conftest import DIGEST
 
@@ -446,3 +446,12 @@ def test_the_demo_workspace_forecasts_every_environment(tmp_path: Path) -> None:
     assert list(failing) == envs
     assert failing["qa"].startswith("recalled 2026-01-05 11:00 UTC (+2h): canary:")
     assert all(failing[env].startswith("skipped 2026-01-05 11:00") for env in envs[2:])
+
+
+def test_the_cli_defaults_agree_with_the_replay() -> None:
+    from conveyor.cli import simulate as cli
+    from conveyor.engine import simulate as engine
+    from conveyor.model.duration import parse_duration
+
+    assert parse_duration(cli.DEFAULT_SPAN) == engine.DEFAULT_SPAN
+    assert cli.MAX_PROBLEMS == engine.MAX_PROBLEMS

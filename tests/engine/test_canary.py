@@ -13,7 +13,7 @@ from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
 from conveyor.engine.view import NodeView
 from conveyor.errors import DefinitionError, NotFound
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow
 from tests.conftest import apply_yaml, digest
 from tests.httpserver import Server

@@ -13,7 +13,7 @@ from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
 from conveyor.gates.base import GateContext, GateSettings
 from conveyor.model.gate import GateResult
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from tests.conftest import BASE, apply_yaml, digest
 
 

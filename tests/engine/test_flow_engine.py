@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from conveyor.clock import ManualClock
-from conveyor.engine import PassOutcome
+from conveyor.engine.reconciler import PassOutcome
 from conveyor.engine.service import Conveyor
 from conveyor.engine.view import NodeView, ReleaseView
 from conveyor.errors import Conflict
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow, PromotionRow, TaskRunRow
 from tests.conftest import BASE, DIGEST, apply_yaml, digest
 

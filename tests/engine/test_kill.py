@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from conveyor.engine.service import Conveyor
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import TaskRunRow
 from tests.conftest import BASE, apply_yaml, digest
 from tests.gitrepos import bare_repo, git

@@ -19,7 +19,7 @@ from conveyor.clock import ManualClock
 from conveyor.engine import lease
 from conveyor.engine.service import Conveyor
 from conveyor.errors import EngineBusy
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow, EngineLeaseRow, TaskRunRow
 from tests.conftest import BASE, DIGEST, apply_yaml
 

@@ -10,7 +10,7 @@ from conveyor.actions import ActionContext, ActionResult, ActionSettings
 from conveyor.clock import ManualClock
 from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from tests.conftest import BASE, DIGEST, apply_yaml
 
 DEFS = """

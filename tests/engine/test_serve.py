@@ -9,7 +9,7 @@ from pathlib import Path
 from conveyor.clock import SystemClock
 from conveyor.engine import wakeup
 from conveyor.engine.service import Conveyor
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 from tests.conftest import BASE, DIGEST, apply_yaml
 
 FLOW = """

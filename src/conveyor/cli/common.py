@@ -1,17 +1,23 @@
-"""What every command shares: the consoles, the Conveyor it works on, argument helpers."""
+"""What every command shares: the consoles, the Conveyor it works on, argument helpers.
+
+Heavy modules (the engine, SQLAlchemy, pydantic) are imported where a command needs them,
+never here: `conveyor --help` must start in a tenth of a second (bench/cli.py)."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from conveyor.engine.service import Conveyor
-from conveyor.errors import DefinitionError, Problem
+from conveyor.errors import DefinitionError, NotFound, Problem
+from conveyor.store.url import database_url, sqlite_file
+
+if TYPE_CHECKING:
+    from conveyor.engine.service import Conveyor
 
 # Piped output (CI logs, `make demo | tee`) keeps a readable width instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
@@ -19,13 +25,32 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class State:
+    """The global options, and the Conveyor opened on first use."""
+
     def __init__(self, db: str | None, actor: str) -> None:
-        self.db, self.actor = db, actor
+        self.url, self.actor = database_url(db), actor
         self._cv: Conveyor | None = None
 
-    def cv(self) -> Conveyor:
+    def database(self) -> Path | None:
+        """The SQLite file to read, which must exist (None for a server database).
+
+        A typo in --db must not answer with an empty list, as if every release had gone."""
+        path = sqlite_file(self.url)
+        if path is not None and not path.exists():
+            raise NotFound(
+                f"no database at {path}: `conveyor init` creates one there (so does the first "
+                "`conveyor apply -f FILE`); to use another, give --db PATH or set "
+                "CONVEYOR_DATABASE_URL"
+            )
+        return path
+
+    def cv(self, create: bool = False) -> Conveyor:
         if self._cv is None:
-            self._cv = Conveyor.open(self.db, actor=self.actor)
+            if not create:
+                self.database()
+            from conveyor.engine.service import Conveyor
+
+            self._cv = Conveyor.open(self.url, actor=self.actor)
         return self._cv
 
 
@@ -35,8 +60,8 @@ def state_of(ctx: typer.Context) -> State:
     return obj
 
 
-def cv_of(ctx: typer.Context) -> Conveyor:
-    return state_of(ctx).cv()
+def cv_of(ctx: typer.Context, create: bool = False) -> Conveyor:
+    return state_of(ctx).cv(create)
 
 
 def login() -> str:
@@ -51,9 +76,14 @@ def usage(message: str, option: str) -> DefinitionError:
     return DefinitionError(Problem(message, "command line", None, option))
 
 
+def check_output(output: str, allowed: tuple[str, ...]) -> None:
+    if output not in allowed:
+        choices = ", ".join(allowed[:-1]) + " or " + allowed[-1]
+        raise usage(f"unknown output '{output}': use {choices}", "-o")
+
+
 def text_or_json(output: str) -> None:
-    if output not in ("text", "json"):
-        raise usage(f"unknown output '{output}': use text or json", "-o")
+    check_output(output, ("text", "json"))
 
 
 def pairs(values: list[str], option: str) -> dict[str, str]:
@@ -67,9 +97,16 @@ def pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def dump(data: Any, fmt: str, documents: bool = False) -> None:
-    """JSON, or YAML; with `documents`, a list becomes a stream of `---` documents."""
+    """JSON (one style: camelCase keys, RFC 3339 UTC times, see jsonout.py), or YAML; with
+    `documents`, a list becomes a stream of `---` documents."""
+    from conveyor.cli.jsonout import plain
+
+    data = plain(data)
     if fmt == "json":
-        out.print_json(json.dumps(data, default=str))
+        import json
+
+        sys.stdout.flush()
+        print(json.dumps(data, indent=2, ensure_ascii=False))
         return
     if fmt != "yaml":
         raise usage(f"unknown output '{fmt}': use table, yaml or json", "--output")

@@ -15,7 +15,7 @@ from conveyor.cli import demo_files as f
 from conveyor.cli.render import release_view
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 
 FLOW = "multi-env-parallel-promotion"
 VERSION = "1.0.0"

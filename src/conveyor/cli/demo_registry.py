@@ -15,7 +15,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError
 from conveyor.oci.local import make_image, registry
 from conveyor.spec import load_text
-from conveyor.store import open_store
+from conveyor.store.db import open_store
 
 DEFINITIONS = """\
 apiVersion: conveyor.dev/v1

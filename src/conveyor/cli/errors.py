@@ -11,7 +11,14 @@ from conveyor.errors import (
     NotFound,
 )
 
-# 6 is `audit verify` finding the trail broken.
+# Codes of outcomes rather than errors, for scripts: `audit verify` finding the trail
+# broken; `run --until-idle`, `release wait` and `release watch` seeing a release fail
+# (or be terminated), be recalled, or not finish in time.
+AUDIT_BROKEN = 6
+RELEASE_FAILED = 8
+RELEASE_RECALLED = 9
+WAIT_TIMED_OUT = 10
+
 EXIT_CODES: list[tuple[type[ConveyorError], int]] = [
     (DefinitionError, 2),
     (NotFound, 3),

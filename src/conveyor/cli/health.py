@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from conveyor.cli.common import cv_of, dump, out, text_or_json, usage
-from conveyor.engine.health import STATES
-from conveyor.engine.releases import parse_ref
-from conveyor.health.timeline import EntityHealth
-from conveyor.model.definitions import ProductSpec
-from conveyor.model.duration import format_duration
+from conveyor.model.healthstate import HealthState
+
+if TYPE_CHECKING:
+    from conveyor.health.timeline import EntityHealth
+
+STATES = tuple(s.value for s in HealthState)
 
 health_app = typer.Typer(help="Health reports and release soak health.", no_args_is_help=True)
 
@@ -64,7 +65,12 @@ def report(
     ] = False,
     at: AtOption = None,
 ) -> None:
-    """Record one health report of a node of an entity in an environment."""
+    """Record one health report of a node of an entity in an environment.
+
+    \b
+    Example:
+      conveyor health report qa shop-qa --node pod-1 --version 1.2.3 --state HEALTHY
+    """
     cv = cv_of(ctx)
     if second is not None:
         environment, entity = first, second
@@ -93,7 +99,7 @@ def verdict(health: EntityHealth) -> str:
 def as_json(health: EntityHealth, healthy: float, unhealthy: float) -> dict[str, Any]:
     return {
         "entity": health.entity,
-        "firstSeen": None if health.first_seen is None else health.first_seen.isoformat(),
+        "firstSeen": health.first_seen,
         "soakSeconds": health.soak.total_seconds(),
         "healthySeconds": health.healthy.total_seconds(),
         "unhealthySeconds": health.unhealthy.total_seconds(),
@@ -108,6 +114,8 @@ def as_json(health: EntityHealth, healthy: float, unhealthy: float) -> dict[str,
 
 
 def as_text(health: EntityHealth, healthy: float, unhealthy: float) -> str:
+    from conveyor.model.duration import format_duration
+
     return (
         f"{health.entity}: {verdict(health)}"
         f"  soak {format_duration(health.soak)}"
@@ -132,7 +140,15 @@ def show(
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
     at: AtOption = None,
 ) -> None:
-    """Per entity: soak time, healthy and unhealthy time and ratios, and the verdict."""
+    """Per entity: soak time, healthy and unhealthy time and ratios, and the verdict.
+
+    \b
+    Example:
+      conveyor health show qa --release shop@1.2.3 -o json
+    """
+    from conveyor.engine.releases import parse_ref
+    from conveyor.model.definitions import ProductSpec
+
     text_or_json(output)
     cv = cv_of(ctx)
     environment, named = cv.where_is(place)
@@ -158,7 +174,12 @@ def show(
 @health_app.command("probe")
 def probe(ctx: typer.Context) -> None:
     """Run every environment's health probes once now and store what they answer (the
-    engine, `conveyor engine`, runs them on their intervals)."""
+    engine, `conveyor engine`, runs them on their intervals).
+
+    \b
+    Example:
+      conveyor health probe
+    """
     statuses = cv_of(ctx).engine.probe_due()
     if not statuses:
         out.print("no probes are defined (spec.health.probes of an Environment)", markup=False)

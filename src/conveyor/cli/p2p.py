@@ -4,14 +4,15 @@ variable, so a pipeline that sets them calls it with the image alone."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from conveyor.cli.common import err, out, usage
 from conveyor.errors import DefinitionError, Problem
-from conveyor.oci import auth, reference
-from conveyor.oci.copy import copy_image
+
+if TYPE_CHECKING:
+    from conveyor.oci import auth
 
 p2p_app = typer.Typer(
     help="Path to production: promote images between registries.", no_args_is_help=True
@@ -62,7 +63,16 @@ def promote(
     ] = False,
     insecure: Annotated[bool, typer.Option(help="Allow plain http (loopback registries).")] = False,
 ) -> None:
-    """Promotes an image from the source registry and stage to the destination, by digest."""
+    """Promotes an image from the source registry and stage to the destination, by digest.
+
+    \b
+    Example:
+      SOURCE_REGISTRY=registry.dev.example.com SOURCE_STAGE=dev \\
+      DEST_REGISTRY=registry.example.com DEST_STAGE=prod conveyor p2p promote web:1.2.3
+    """
+    from conveyor.oci import auth, reference
+    from conveyor.oci.copy import copy_image
+
     given = {
         ("--source-registry", "SOURCE_REGISTRY"): source_registry,
         ("--source-stage", "SOURCE_STAGE"): source_stage,
@@ -114,6 +124,8 @@ def promote(
 def _override(
     value: str | None, registry: str, flag: str, variable: str
 ) -> auth.Credentials | None:
+    from conveyor.oci import auth
+
     try:
         return auth.from_override(value, registry=registry)
     except ValueError as exc:  # the message describes the form, never the secret

@@ -11,23 +11,22 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from conveyor.cli.common import dump, out, pairs, state_of, text_or_json, usage
 from conveyor.cli.health import parse_at
-from conveyor.engine.simulate import (
-    DEFAULT_SPAN,
-    MAX_PROBLEMS,
-    EnvironmentForecast,
-    Forecast,
-    HistoryReport,
-)
-from conveyor.engine.simulate import simulate as replay
 from conveyor.errors import DefinitionError, Problem
 from conveyor.model.duration import format_duration, parse_duration
 
+if TYPE_CHECKING:
+    from conveyor.engine.simulate import EnvironmentForecast, Forecast, HistoryReport
+
+# As engine/simulate.py's DEFAULT_SPAN and MAX_PROBLEMS (a test checks they agree): not
+# imported from there, which would load the engine for `conveyor --help`.
+DEFAULT_SPAN = "14d"
+MAX_PROBLEMS = 20
 FIELDS = ("time", "environment", "entity", "node", "live", "state", "version")
 _TEXT_FIELDS = ("environment", "entity", "node", "version")
 _EXAMPLE = "2026-01-05T09:00:00Z,qa,cluster-a,node-1,true,HEALTHY,1.2.3"
@@ -56,7 +55,7 @@ def simulate(
     span: Annotated[
         str,
         typer.Option("--for", help="How long to simulate, at most 31d."),
-    ] = format_duration(DEFAULT_SPAN),
+    ] = DEFAULT_SPAN,
     label: Annotated[
         list[str], typer.Option("--label", help="KEY=VALUE set on the release in the simulation.")
     ] = [],  # noqa: B006
@@ -64,16 +63,24 @@ def simulate(
 ) -> None:
     """Forecast when each environment would be promoted, held or recalled, and why:
     the release replayed with its health history on a copy of the store, every action
-    simulated (nothing outside happens, the store is not changed)."""
+    simulated (nothing outside happens, the store is not changed).
+
+    \b
+    Example:
+      conveyor simulate shop@1.3.0 --flow main --history health.csv --for 7d
+    """
+    from conveyor.engine.simulate import simulate as replay
+
     text_or_json(output)
     try:
         duration = parse_duration(span)
     except ValueError as exc:
         raise usage(str(exc), "--for") from None
     state = state_of(ctx)
+    state.database()
     reports = load_history(history) if history is not None else []
     forecast = replay(
-        state.db,
+        state.url,
         release,
         reports,
         flow=flow,
@@ -194,6 +201,8 @@ def _report(values: dict[str, Any], name: str, line: int) -> HistoryReport:
     state = values.get("state")
     if state is not None and not isinstance(state, str):
         raise problem("state must be a health state's name, or empty for none", "state")
+    from conveyor.engine.simulate import HistoryReport
+
     return HistoryReport(
         time.astimezone(UTC),
         values["environment"].strip(),

@@ -1,6 +1,4 @@
-"""The engine: reconcile passes, the workflow runner, and the operations people call."""
+"""The engine: reconcile passes, the workflow runner, and the operations people call.
 
-from conveyor.engine.reconciler import Engine, PassOutcome
-from conveyor.engine.registry import Registry, default_registry
-
-__all__ = ["Engine", "PassOutcome", "Registry", "default_registry"]
+Nothing is imported here: `conveyor --help` and the read commands import only the engine
+modules they use (see bench/cli.py)."""

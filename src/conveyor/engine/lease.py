@@ -24,7 +24,8 @@ from conveyor.clock import Clock, utc
 from conveyor.engine import due
 from conveyor.errors import EngineBusy
 from conveyor.model.states import TaskStatus as T
-from conveyor.store import Store, audit
+from conveyor.store import audit
+from conveyor.store.db import Store
 from conveyor.store.tables import EngineLeaseRow, TaskRunRow
 
 TTL = timedelta(seconds=15)
@@ -133,7 +134,7 @@ def take_over(session: Session, now: datetime, owner: str, actor: str) -> set[in
             now,
             actor,
             "task.takeover",
-            f"{row.scope}/{row.stage}/{row.task}",
+            audit.task_subject(session, row),
             {"owner": row.owner, "attempt": row.attempt},
             {"attempt": row.attempt + 1, "why": "its engine's lease expired"},
         )

@@ -232,7 +232,7 @@ class PassContext(PassReads):
             self.now,
             self.actor,
             f"task.{row.status}",
-            f"{row.scope}/{row.stage}/{row.task}",
+            audit.task_subject(self.session, row),
             None,
             {"attempt": row.attempt, "summary": result.summary},
         )

@@ -42,7 +42,7 @@ from conveyor.errors import ConveyorError
 from conveyor.health.timeline import HealthState
 from conveyor.model.definitions import EnvironmentSpec, ProbeDef
 from conveyor.model.jsonpath import MISSING, find
-from conveyor.store import Store
+from conveyor.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from conveyor.model.schedule import Outcome, conclude
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
-from conveyor.store import Store
+from conveyor.store.db import Store
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
 RESYNC = timedelta(seconds=5)

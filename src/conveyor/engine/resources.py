@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -36,6 +37,8 @@ class Current:
     labels: dict[str, str]
     spec: Any
     document: dict[str, Any]
+    applied_by: str
+    applied_at: datetime
 
     @property
     def ref(self) -> str:
@@ -67,7 +70,9 @@ def _current(row: ResourceRow) -> Current:
     doc = row.document
     spec: Strict = KINDS[row.kind].model_validate(doc.get("spec") or {})
     labels = dict((doc.get("metadata") or {}).get("labels") or {})
-    return Current(row.kind, row.name, row.revision, labels, spec, doc)
+    return Current(
+        row.kind, row.name, row.revision, labels, spec, doc, row.applied_by, row.applied_at
+    )
 
 
 # Definitions change only through `apply` and `delete`, each adding a row. A session (one

@@ -16,17 +16,18 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.engine import health as health_reports
-from conveyor.engine import recall, releases, resources, rollback, wakeup
+from conveyor.engine import overview, recall, releases, resources, rollback, wakeup
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
 from conveyor.errors import DefinitionError, NotFound, Problem
 from conveyor.health.timeline import EntityHealth, HealthState
-from conveyor.model.definitions import canonical_kind
+from conveyor.model.kinds import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.spec import Definition, SourceDoc, load_paths
-from conveyor.store import Store, audit, open_store
-from conveyor.store.tables import PromotionRow, ReleaseRow
+from conveyor.store import audit
+from conveyor.store.db import Store, open_store
+from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow
 
 
 class Conveyor:
@@ -218,6 +219,21 @@ class Conveyor:
 
     def run_until_idle(self) -> PassOutcome:
         return self.engine.run_until_idle()
+
+    def status(self, product: str | None = None) -> list[overview.EnvironmentStatus]:
+        with self.store.session() as s:
+            return overview.status(s, product)
+
+    def audit_log(
+        self,
+        release: str | None = None,
+        environment: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditRow]:
+        with self.store.session() as s:
+            return audit.events(s, release, environment, actor, since, limit)
 
     def verify_audit(self) -> tuple[int, list[str]]:
         with self.store.session() as s:

@@ -31,9 +31,9 @@ from conveyor.model.definitions import ProductSpec
 from conveyor.model.duration import format_duration
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
-from conveyor.store import Store, open_store
-from conveyor.store.db import database_url
+from conveyor.store.db import Store, open_store
 from conveyor.store.tables import HealthReportRow, PromotionRow, ReleaseRow
+from conveyor.store.url import database_url
 
 DEFAULT_SPAN = timedelta(days=14)
 MAX_SPAN = timedelta(days=31)  # the longest soak a gate may ask for

@@ -22,22 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from conveyor.model.healthstate import HealthState as HealthState
+
 _ZERO = timedelta(0)
 _DAY = timedelta(days=1)
-
-
-class HealthState(StrEnum):
-    HEALTHY = "HEALTHY"
-    DEFERRING = "DEFERRING"
-    WARNING = "WARNING"
-    REPAIRING = "REPAIRING"
-    SUSPENDED = "SUSPENDED"
-    TERMINAL = "TERMINAL"
-    ERROR = "ERROR"
 
 
 _GOOD = frozenset({HealthState.HEALTHY, HealthState.DEFERRING})

@@ -22,7 +22,6 @@ from pydantic import (
     model_validator,
 )
 
-from conveyor.errors import DefinitionError, Problem
 from conveyor.model.duration import check_limit, format_duration, parse_duration
 
 API_VERSION = "conveyor.dev/v1"
@@ -55,6 +54,9 @@ class Document(Strict):
     kind: str
     metadata: Metadata
     spec: dict[str, Any] = Field(default_factory=dict)
+    # What `conveyor get -o yaml` adds about the stored revision (revision, appliedBy ...):
+    # accepted and dropped on apply, so a document read back applies unchanged.
+    status: dict[str, Any] | None = None
 
     @field_validator("spec", mode="before")
     @classmethod
@@ -299,44 +301,12 @@ class FlowSpec(Strict):
     hooks: Hooks = Field(default_factory=Hooks)
 
 
-KINDS: dict[str, type[Strict]] = {
+KINDS: dict[str, type[Strict]] = {  # in the order of KIND_NAMES
     "Product": ProductSpec,
     "Environment": EnvironmentSpec,
     "PromotionFlow": FlowSpec,
     "PromotionPolicy": PolicySpec,
 }
-ALIASES = {
-    "product": "Product",
-    "products": "Product",
-    "environment": "Environment",
-    "environments": "Environment",
-    "env": "Environment",
-    "envs": "Environment",
-    "flow": "PromotionFlow",
-    "flows": "PromotionFlow",
-    "promotionflow": "PromotionFlow",
-    "promotionflows": "PromotionFlow",
-    "policy": "PromotionPolicy",
-    "policies": "PromotionPolicy",
-    "promotionpolicy": "PromotionPolicy",
-    "promotionpolicies": "PromotionPolicy",
-}
-
-
-def canonical_kind(text: str) -> str:
-    if text in KINDS:
-        return text
-    kind = ALIASES.get(text.lower())
-    if kind is None:
-        raise DefinitionError(
-            Problem(
-                f"unknown kind '{text}': use one of {', '.join(KINDS)}",
-                "command line",
-                None,
-                "kind",
-            )
-        )
-    return kind
 
 
 def _unique(names: list[str], what: str) -> None:

@@ -51,7 +51,7 @@ def parse_document(doc: SourceDoc) -> tuple[Definition | None, list[Problem]]:
             envelope.metadata.name,
             dict(envelope.metadata.labels),
             spec,
-            data,
+            {k: v for k, v in data.items() if k != "status"},
             doc.file,
             doc.line,
         ),

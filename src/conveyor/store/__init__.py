@@ -1,5 +1,4 @@
-"""SQLAlchemy 2 tables and queries, Alembic migrations; SQLite by default, PostgreSQL too."""
+"""SQLAlchemy 2 tables and queries, Alembic migrations; SQLite by default, PostgreSQL too.
 
-from conveyor.store.db import Store, open_store
-
-__all__ = ["Store", "open_store"]
+Nothing is imported here, so that `conveyor.store.peek` (the CLI's read path) does not pay
+for SQLAlchemy: import `conveyor.store.db` for `Store` and `open_store`."""

@@ -7,11 +7,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from conveyor.clock import utc
-from conveyor.store.tables import AuditRow
+from conveyor.store.tables import AuditRow, ReleaseRow, TaskRunRow
 
 GENESIS = "0" * 64
 _HEAD = "conveyor.audit.head"
@@ -89,3 +89,46 @@ def verify(session: Session) -> tuple[int, list[str]]:
             problems.append(f"event {row.id}: content does not match its hash (edited?)")
         prev = row.hash
     return count, problems
+
+
+def task_subject(session: Session, row: TaskRunRow) -> str:
+    """`shop@1.2.3/prod/step.deploy/web`: a task's events carry its release, so that
+    `audit log --release` and `--env` find them."""
+    release = session.get(ReleaseRow, row.release_id)
+    ref = f"{release.product}@{release.version}" if release else f"release-{row.release_id}"
+    return f"{ref}/{row.scope}/{row.stage}/{row.task}"
+
+
+def events(
+    session: Session,
+    release: str | None = None,
+    environment: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditRow]:
+    """The newest `limit` events matching every filter given, oldest first.
+
+    Subjects name what an event is about: `shop@1.2.3`, `shop@1.2.3/prod`,
+    `shop@1.2.3/prod/step.deploy/web`, `Environment/prod`; the filters match on them."""
+    q = select(AuditRow)
+    if release:
+        q = q.where(
+            or_(
+                AuditRow.subject == release,
+                AuditRow.subject.startswith(release + "/", autoescape=True),
+            )
+        )
+    if environment:
+        q = q.where(
+            or_(
+                AuditRow.subject.endswith("/" + environment, autoescape=True),
+                AuditRow.subject.contains("/" + environment + "/", autoescape=True),
+            )
+        )
+    if actor:
+        q = q.where(AuditRow.actor == actor)
+    if since:
+        q = q.where(AuditRow.at >= since)
+    newest = list(session.scalars(q.order_by(AuditRow.id.desc()).limit(limit)))
+    return newest[::-1]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -13,16 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import ConveyorError
 from conveyor.store.migrate import upgrade
-
-DEFAULT_URL = "sqlite:///conveyor.db"
-
-
-def database_url(db: str | None = None) -> str:
-    """`--db` wins, then CONVEYOR_DATABASE_URL, then ./conveyor.db. A bare path means SQLite."""
-    value = db or os.environ.get("CONVEYOR_DATABASE_URL") or DEFAULT_URL
-    if "://" not in value:
-        value = f"sqlite:///{Path(value).expanduser()}"
-    return value
+from conveyor.store.url import database_url, sqlite_file
 
 
 class Store:
@@ -46,11 +35,9 @@ def open_store(url: str | None = None, migrate: bool = True) -> Store:
     url = database_url(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            parent = Path(path).parent
-            if not parent.exists():
-                raise ConveyorError(f"database directory {parent} does not exist: create it first")
+        path = sqlite_file(url)
+        if path is not None and not path.parent.exists():
+            raise ConveyorError(f"database directory {path.parent} does not exist: create it first")
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):

@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from conveyor.store.url import HEAD
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision in migrations/versions. Kept here so that opening a database already
-# at head (every CLI call) does not import Alembic; a test checks it matches the scripts.
-HEAD = "0004"
 
 
 def config(connection: Connection | None = None) -> Config:

@@ -1,0 +1,49 @@
+"""One JSON style for every `-o json`: camelCase keys, RFC 3339 UTC times ending in `Z`,
+durations in seconds. Scripts parse one shape whichever command they call."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def timestamp(value: datetime) -> str:
+    """`2026-12-03T07:22:07Z`: UTC, no microseconds below a millisecond's interest."""
+    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    text = utc.isoformat(timespec="milliseconds" if utc.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready data. Field names of Conveyor's own records become camelCase; keys of
+    plain dicts are kept as they are (they are user data: labels, artifact names,
+    definition documents)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            camel(f.name): plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.repr
+        }
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v) for v in value]
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
