@@ -149,12 +149,6 @@ def applied(root: Path, text: str, name: str = "defs.yaml") -> Cli:
     return cli
 
 
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(tmp_path)  # tasks run in the current directory
-    return Cli(tmp_path)
-
-
 def write_defs(root: Path, policies: str = POLICIES) -> Path:
     defs = root / "defs"
     defs.mkdir(exist_ok=True)

@@ -335,7 +335,7 @@ def release_recall(
     ctx: typer.Context,
     ref: Ref,
     reason: Annotated[
-        str, typer.Option("--reason", metavar="TEXT", help="Why: kept in the release and audit.")
+        str, typer.Option("--reason", metavar="REASON", help="Why: kept in the release and audit.")
     ],
 ) -> None:
     """Stop a release everywhere and roll back the environments running it to the release
