@@ -53,7 +53,7 @@ def status(session: Session, product: str | None = None) -> list[EnvironmentStat
     running: dict[tuple[str, str], tuple[PromotionRow, ReleaseRow]] = {}
     newest: dict[tuple[str, str], tuple[PromotionRow, ReleaseRow]] = {}
     incoming: dict[tuple[str, str], list[Incoming]] = {}
-    for p, r in session.execute(q).tuples():
+    for p, r in session.execute(q):
         key = (r.product, p.environment)
         if p.state not in ON_ITS_WAY:
             newest[key] = (p, r)
