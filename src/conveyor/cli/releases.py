@@ -188,8 +188,9 @@ def release_wait(
             (out if code == 0 else err).print(message, markup=False, highlight=False)
             raise typer.Exit(code)
         pause.wait(POLL_S)
+    goal = "succeeded" if until == "succeeded" else f"succeeded in {until}"
     err.print(
-        f"release {ref} is {view.status}: {until} not reached within {timeout}",
+        f"release {ref} is still {view.status}, not {goal}, after {timeout}",
         markup=False,
         highlight=False,
     )
