@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 from conveyor.cli.errors import RELEASE_FAILED, exit_code
 from conveyor.cli.main import app
 from conveyor.errors import ConveyorError
+from tests.cli import inprocess
 from tests.conftest import BASE, DIGEST
 
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
@@ -98,14 +99,24 @@ spec:
 
 
 def conveyor(
-    cwd: Path, *args: str, extra_env: dict[str, str] | None = None, db: bool = True
+    cwd: Path,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+    db: bool = True,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The installed command, in a subprocess, with ./conveyor.db unless `db` is False."""
-    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_DATABASE_URL"}
-    env["CONVEYOR_USER"] = "tester"
-    env.update(extra_env or {})
-    argv = [CONVEYOR, *(["--db", str(cwd / "conveyor.db")] if db else []), *args]
-    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+    """The command with ./conveyor.db unless `db` is False: in this process, or with
+    `process` the installed console script in a subprocess."""
+    argv = [*(["--db", str(cwd / "conveyor.db")] if db else []), *args]
+    if not process:
+        env = {"CONVEYOR_DATABASE_URL": None, "CONVEYOR_USER": "tester", **(extra_env or {})}
+        return inprocess.run(cwd, argv, env)
+    full = {k: v for k, v in os.environ.items() if k != "CONVEYOR_DATABASE_URL"}
+    full["CONVEYOR_USER"] = "tester"
+    full.update(extra_env or {})
+    return subprocess.run(
+        [CONVEYOR, *argv], capture_output=True, text=True, cwd=cwd, env=full, timeout=60
+    )
 
 
 class Cli:
@@ -294,7 +305,7 @@ def test_release_error_exit_codes(tmp_path: Path, cli: Cli) -> None:
 
 
 def test_unknown_kind_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
-    result = conveyor(tmp_path, "get", "bogus")
+    result = conveyor(tmp_path, "get", "bogus", process=True)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2, result.stderr
     assert "unknown kind 'bogus'" in result.stderr
@@ -571,7 +582,7 @@ def test_db_option_and_environment_variable_select_the_database(tmp_path: Path) 
 def test_demo_promotes_through_every_environment(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     start = time.monotonic()
-    result = conveyor(tmp_path, "demo", "--dir", str(root), db=False)
+    result = conveyor(tmp_path, "demo", "--dir", str(root), db=False, process=True)
     took = time.monotonic() - start
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert took < 30, f"the demo took {took:.1f}s"

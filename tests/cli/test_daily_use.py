@@ -120,7 +120,7 @@ def test_a_missing_database_is_an_error_naming_it_and_nothing_is_created(
         assert isinstance(exc, NotFound) and exit_code(exc) == 3
         assert str(tmp_path / "conveyor.db") in str(exc) and "conveyor init" in str(exc)
     assert not (tmp_path / "conveyor.db").exists()
-    typo = conveyor(tmp_path, "--db", "prd.db", "get", "env", db=False)
+    typo = conveyor(tmp_path, "--db", "prd.db", "get", "env", db=False, process=True)
     assert typo.returncode == 3 and "no database at prd.db" in typo.stderr
     assert not (tmp_path / "prd.db").exists()
     assert "database ready" in cli("init")
@@ -144,6 +144,11 @@ def test_json_is_camel_case_with_rfc3339_utc_times(tmp_path: Path, cli: Cli) -> 
     assert not [k for k in view if "_" in k]
     (event, *_) = json.loads(cli("audit", "log", "-o", "json"))
     assert RFC3339_Z.match(event["at"]) and event["action"] == "apply"
+    # yaml is the same data
+    for args in (["release", "show", "shop@1.0.0"], ["release", "list"], ["status"]):
+        as_json = json.loads(cli(*args, "-o", "json"))
+        (as_yaml,) = yaml_docs(cli(*args, "-o", "yaml"))
+        assert as_yaml == as_json, args
 
 
 # --- what runs where -------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_bad_state_exits_2(cli: Cli, tmp_path: Path) -> None:
         (("report", "prod", "e", "--node", "n", "--version", "1", "--at", "2026-01-05T09:00"),
          DefinitionError, "has no timezone"),
         (("show", "prod", "--release", "shop"), DefinitionError, "PRODUCT@VERSION"),
-        (("show", "prod", "--release", "shop@1", "-o", "yaml"), DefinitionError, "text or json"),
+        (("show", "prod", "--release", "shop@1", "-o", "xml"), DefinitionError, "json or yaml"),
         (("show", "prod", "--release", "cart@1"), NotFound, "Product/cart"),
     ],
 )  # fmt: skip

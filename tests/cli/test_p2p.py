@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conveyor.cli.main import app
+from tests.cli import inprocess
 from tests.registries import inspect_digest, make_image, registry
 
 # Retries in these tests need not wait out the real backoff.
@@ -46,14 +47,20 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def conveyor(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The installed command in a subprocess, with none of the p2p variables inherited,
-    no docker config of the user's, and no colour forced."""
+    """The command with none of the p2p variables inherited, no docker config of the
+    user's, and no colour forced: in this process, or with `process` in a subprocess."""
     drop = {*VARIABLES, "CONVEYOR_DATABASE_URL", "DOCKER_CONFIG", "FORCE_COLOR", "NO_COLOR"}
+    given = {"HOME": str(cwd), "CONVEYOR_USER": "tester", "COLUMNS": "200", **(env or {})}
+    if not process:
+        return inprocess.run(cwd, args, {**dict.fromkeys(drop), **given})
     full = {k: v for k, v in os.environ.items() if k not in drop}
-    full.update(HOME=str(cwd), CONVEYOR_USER="tester", COLUMNS="200")
-    full.update(env or {})
+    full.update(given)
     return subprocess.run(
         [CONVEYOR, *args],
         capture_output=True,
@@ -261,7 +268,9 @@ def test_plain_http_needs_insecure(tmp_path: Path, dev: str, prod: str, built: s
 
 
 def test_registry_demo(tmp_path: Path) -> None:
-    done = conveyor(tmp_path, "demo", "--registry", "--dir", str(tmp_path / "demo"), timeout=120)
+    done = conveyor(
+        tmp_path, "demo", "--registry", "--dir", str(tmp_path / "demo"), timeout=120, process=True
+    )
     assert done.returncode == 0, (done.stdout, done.stderr)
     lines = done.stdout.splitlines()
     ext = [x for x in lines if x.strip().startswith("extended-test") and "bytes moved" in x]

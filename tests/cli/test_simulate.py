@@ -402,7 +402,7 @@ def test_a_good_jsonl_history_is_read_like_csv(tmp_path: Path, cli: Cli) -> None
         (("--for", "soon"), DefinitionError, "'soon' is not a duration"),
         (("--start", "2026-01-05T09:00"), DefinitionError, "field '--start'"),
         (("--flow", "other"), NotFound, "PromotionFlow/other does not exist"),
-        (("-o", "yaml"), DefinitionError, "text or json"),
+        (("-o", "xml"), DefinitionError, "text, json or yaml"),
     ],
 )
 def test_option_errors(

@@ -82,8 +82,9 @@ def check_output(output: str, allowed: tuple[str, ...]) -> None:
         raise usage(f"unknown output '{output}': use {choices}", "-o")
 
 
-def text_or_json(output: str) -> None:
-    check_output(output, ("text", "json"))
+def text_or_data(output: str) -> None:
+    """A view drawn for people (text), or its data for scripts (json, yaml)."""
+    check_output(output, ("text", "json", "yaml"))
 
 
 def pairs(values: list[str], option: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.cli.common import cv_of, dump, out, text_or_json, usage
+from conveyor.cli.common import cv_of, dump, out, text_or_data, usage
 from conveyor.model.healthstate import HealthState
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def show(
         typer.Option("--release", help="PRODUCT@VERSION. Default: what runs there now."),
     ] = None,
     entity: Annotated[str | None, typer.Option("--entity", help="Only this entity.")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    output: Annotated[str, typer.Option("-o", "--output", help="text, json or yaml")] = "text",
     at: AtOption = None,
 ) -> None:
     """Per entity: soak time, healthy and unhealthy time and ratios, and the verdict.
@@ -149,7 +149,7 @@ def show(
     from conveyor.engine.releases import parse_ref
     from conveyor.model.definitions import ProductSpec
 
-    text_or_json(output)
+    text_or_data(output)
     cv = cv_of(ctx)
     environment, named = cv.where_is(place)
     product, version = parse_ref(release or cv.running(environment))
@@ -162,8 +162,8 @@ def show(
     healthy = current.spec.rolloutCriteria.healthyThreshold
     unhealthy = current.spec.rolloutCriteria.unhealthyThreshold
     ordered = [results[name] for name in sorted(results)]
-    if output == "json":
-        dump([as_json(h, healthy, unhealthy) for h in ordered], "json")
+    if output != "text":
+        dump([as_json(h, healthy, unhealthy) for h in ordered], output)
         return
     if not ordered:
         out.print(f"no health reports in {environment} yet", markup=False)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.cli.common import check_output, cv_of, dump, err, out, pairs, text_or_json, usage
+from conveyor.cli.common import check_output, cv_of, dump, err, out, pairs, text_or_data, usage
 from conveyor.cli.errors import RELEASE_FAILED, RELEASE_RECALLED, WAIT_TIMED_OUT
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def release_show(
     logs: Annotated[
         bool, typer.Option("--logs", help="Also print each task's last attempt and output.")
     ] = False,
-    output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    output: Annotated[str, typer.Option("-o", "--output", help="text, json or yaml")] = "text",
 ) -> None:
     """The release view: each environment's state, since when, and why.
 
@@ -110,11 +110,11 @@ def release_show(
     """
     from conveyor.cli.render import release_view
 
-    text_or_json(output)
+    text_or_data(output)
     cv = cv_of(ctx)
     view = cv.show(ref)
-    if output == "json":
-        dump(view, "json")
+    if output != "text":
+        dump(view, output)
         return
     out.print(release_view(view, cv.clock.now(), logs))
 
@@ -244,7 +244,9 @@ def _seconds(text: str) -> float:
 def release_list(
     ctx: typer.Context,
     product: Annotated[str | None, typer.Argument(metavar="PRODUCT")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", help="table, wide or json")] = "table",
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="table, wide, json or yaml")
+    ] = "table",
 ) -> None:
     """Releases, oldest first.
 
@@ -256,10 +258,10 @@ def release_list(
 
     from conveyor.cli.jsonout import timestamp
 
-    check_output(output, ("table", "wide", "json"))
+    check_output(output, ("table", "wide", "json", "yaml"))
     rows = cv_of(ctx).list_releases(product)
-    if output == "json":
-        dump([_release_json(r) for r in rows], "json")
+    if output in ("json", "yaml"):
+        dump([_release_json(r) for r in rows], output)
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     columns = ["release", "status", "flow", "created"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.cli.common import dump, out, pairs, state_of, text_or_json, usage
+from conveyor.cli.common import dump, out, pairs, state_of, text_or_data, usage
 from conveyor.cli.health import parse_at
 from conveyor.errors import DefinitionError, Problem
 from conveyor.model.duration import format_duration, parse_duration
@@ -59,7 +59,7 @@ def simulate(
     label: Annotated[
         list[str], typer.Option("--label", help="KEY=VALUE set on the release in the simulation.")
     ] = [],  # noqa: B006
-    output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    output: Annotated[str, typer.Option("-o", "--output", help="text, json or yaml")] = "text",
 ) -> None:
     """Forecast when each environment would be promoted, held or recalled, and why:
     the release replayed with its health history on a copy of the store, every action
@@ -71,7 +71,7 @@ def simulate(
     """
     from conveyor.engine.simulate import simulate as replay
 
-    text_or_json(output)
+    text_or_data(output)
     try:
         duration = parse_duration(span)
     except ValueError as exc:
@@ -89,8 +89,8 @@ def simulate(
         labels=pairs(label, "--label"),
         actor=state.actor,
     )
-    if output == "json":
-        dump(as_json(forecast), "json")
+    if output != "text":
+        dump(as_json(forecast), output)
         return
     for line in as_text(forecast, history, len(reports)):
         out.print(line, markup=False, highlight=False)

@@ -29,7 +29,7 @@ def when(value: datetime | None, utc: bool) -> str:
 def status(
     ctx: typer.Context,
     product: Annotated[str | None, typer.Argument(metavar="PRODUCT")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
+    output: Annotated[str, typer.Option("-o", "--output", help="table, json or yaml")] = "table",
     utc: UtcOption = False,
 ) -> None:
     """What runs where: each product's version in each environment, since when, how the
@@ -40,10 +40,10 @@ def status(
       conveyor status
       conveyor status shop -o json
     """
-    check_output(output, ("table", "json"))
+    check_output(output, ("table", "json", "yaml"))
     rows = cv_of(ctx).status(product)
-    if output == "json":
-        dump(rows, "json")
+    if output != "table":
+        dump(rows, output)
         return
     if not rows:
         out.print("no promotions yet: `conveyor release create` then `conveyor trigger`")
@@ -82,7 +82,7 @@ def audit_log(
         typer.Option("--since", metavar="DURATION|TIME", help="e.g. 2h, or 2026-12-03T09:00:00Z."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, the newest.")] = 100,
-    output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
+    output: Annotated[str, typer.Option("-o", "--output", help="table, json or yaml")] = "table",
     utc: UtcOption = False,
 ) -> None:
     """Read the audit trail, oldest first: who did what, to what, when.
@@ -92,12 +92,12 @@ def audit_log(
       conveyor audit log --release shop@1.2.3
       conveyor audit log --env prod --since 24h -o json
     """
-    check_output(output, ("table", "json"))
+    check_output(output, ("table", "json", "yaml"))
     cv = cv_of(ctx)
     start = _since(since, cv.clock.now()) if since else None
     rows = cv.audit_log(release, env, actor, start, limit)
-    if output == "json":
-        dump([_event_json(r) for r in rows], "json")
+    if output != "table":
+        dump([_event_json(r) for r in rows], output)
         return
     from rich.table import Table
 
