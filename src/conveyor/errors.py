@@ -23,9 +23,12 @@ class Problem:
     line: int | None = None
     field: str = ""
     resource: str = ""
+    column: int | None = None
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
         parts = [where]
         if self.resource:
             parts.append(self.resource)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from conveyor.model.duration import check_limit, format_duration, parse_duration
+from conveyor.model.imageref import repository_problem
 
 API_VERSION = "conveyor.dev/v1"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
@@ -71,6 +72,17 @@ class ArtifactDef(Strict):
     name: Name
     type: Literal["image", "git", "chart", "file"] = "image"
     repository: str = ""
+
+    @model_validator(mode="after")
+    def _image_repository(self) -> ArtifactDef:
+        why = (
+            repository_problem(self.repository)
+            if self.type == "image" and self.repository
+            else None
+        )
+        if why:
+            raise ValueError(f"image repository '{self.repository}' {why}")
+        return self
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

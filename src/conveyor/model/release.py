@@ -9,9 +9,12 @@ from typing import Any
 import semver
 
 from conveyor.model.definitions import ArtifactDef
+from conveyor.model.imageref import repository_problem
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# An exact version (SemVer, an optional `v`): what a chart or a file release must name.
+_EXACT = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,22 @@ def pin_artifact(name: str, value: str, declared: ArtifactDef | None) -> Artifac
                 f"artifact '{name}' is not pinned: give an image digest such as "
                 f"{repo or 'registry/' + name}@sha256:<64 hex>, not a tag"
             )
+        why = repository_problem(repository) if repository else None
+        if why:
+            raise ValueError(f"artifact '{name}': image repository '{repository}' {why}")
         return Artifact(name, kind, value, repository or repo, digest)
     if kind == "git":
         repository, _, sha = value.rpartition("@")
         if not _COMMIT.match(sha):
             raise ValueError(f"artifact '{name}' is not pinned: give a full 40-hex commit SHA")
         return Artifact(name, kind, value, repository or repo, sha, sha)
-    if not value or value in ("latest", "*"):
-        raise ValueError(f"artifact '{name}' is not pinned: give an exact version")
-    return Artifact(name, kind, value, repo, "", value.rpartition("@")[2] or value)
+    version = value.rpartition("@")[2]
+    if not _EXACT.match(version):
+        raise ValueError(
+            f"artifact '{name}' is not pinned: '{version}' is not an exact version; give one "
+            f"such as {name}@1.4.2 (not latest, *, a range or a tag)"
+        )
+    return Artifact(name, kind, value, repo, "", version)
 
 
 def artifact_to_json(a: Artifact) -> dict[str, Any]:

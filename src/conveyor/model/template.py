@@ -34,7 +34,12 @@ SHAPE: dict[str, Any] = {
 
 
 class TemplateError(ValueError):
-    """A template names something that does not exist or is not a value."""
+    """A template names something that does not exist or is not a value; `offset` is where
+    the template starts in its string, for the column of the error."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 def references(text: str) -> list[str]:
@@ -42,28 +47,41 @@ def references(text: str) -> list[str]:
 
 
 def check_shape(text: str, known: Mapping[str, Any] | None = None) -> None:
-    """Refuse names that can never resolve, at apply time."""
-    for ref in references(text):
-        if not _PATH.match(ref):
-            raise TemplateError(
-                f"'${{{{ {ref} }}}}' is not a name: write for example release.version"
-            )
-        node: Any = known or SHAPE
-        walked: list[str] = []
-        for part in ref.split("."):
-            if not isinstance(node, Mapping):
-                raise TemplateError(f"'{'.'.join(walked)}' has no field '{part}' in '{ref}'")
-            if part in node:
-                node = node[part]
-            elif "*" in node:
-                node = node["*"]
-            else:
-                scope = ".".join(walked) or "the template context"
-                have = ", ".join(sorted(k for k in node if k != "*"))
-                raise TemplateError(f"unknown name '{ref}': {scope} has {have}")
-            walked.append(part)
-        if isinstance(node, Mapping) and node:
-            raise TemplateError(f"'{ref}' is a group, not a value: name one of its fields")
+    """Refuse, at apply time, names that can never resolve and a `${{` never closed (it
+    would otherwise run as literal text)."""
+    matches = list(EXPR.finditer(text))
+    unclosed = EXPR.sub(lambda m: " " * len(m.group(0)), text).find("${{")
+    if unclosed >= 0:
+        raise TemplateError(
+            "'${{' is never closed: end the template with '}}', e.g. ${{ release.version }}",
+            unclosed,
+        )
+    for match in matches:
+        try:
+            _check_name(match.group(1), known)
+        except TemplateError as exc:
+            raise TemplateError(str(exc), match.start()) from None
+
+
+def _check_name(ref: str, known: Mapping[str, Any] | None) -> None:
+    if not _PATH.match(ref):
+        raise TemplateError(f"'${{{{ {ref} }}}}' is not a name: write for example release.version")
+    node: Any = known or SHAPE
+    walked: list[str] = []
+    for part in ref.split("."):
+        if not isinstance(node, Mapping):
+            raise TemplateError(f"'{'.'.join(walked)}' has no field '{part}' in '{ref}'")
+        if part in node:
+            node = node[part]
+        elif "*" in node:
+            node = node["*"]
+        else:
+            scope = ".".join(walked) or "the template context"
+            have = ", ".join(sorted(k for k in node if k != "*"))
+            raise TemplateError(f"unknown name '{ref}': {scope} has {have}")
+        walked.append(part)
+    if isinstance(node, Mapping) and node:
+        raise TemplateError(f"'{ref}' is a group, not a value: name one of its fields")
 
 
 def lookup(context: Mapping[str, Any], ref: str) -> str:

@@ -12,20 +12,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from conveyor.model import imageref
+
 DOCKER_HUB = "registry-1.docker.io"
 HUB_ALIASES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB})
 
-_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:.]+\])"
-_REGISTRY = re.compile(rf"^{_HOST}(?::[0-9]{{1,5}})?$")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-# ALGORITHM:ENCODED as the OCI grammar has it; which algorithms we can verify is below
-DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_REGISTRY = imageref.REGISTRY
+_REPOSITORY = imageref.REPOSITORY
+_TAG = imageref.TAG
+DIGEST = imageref.DIGEST
 # the algorithms whose encoding we can check (and later verify bytes against)
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-_MAX_NAME = 255
+_MAX_NAME = imageref.MAX_NAME
 
 
 def check_digest(digest: str) -> None:

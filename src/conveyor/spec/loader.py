@@ -10,6 +10,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from conveyor.errors import DefinitionError, Problem
 
@@ -23,6 +25,7 @@ class SourceDoc:
     file: str
     line: int  # first line of the document
     node: Any  # the round-trip tree, kept for line lookups
+    source: str = ""  # the file's text, for the column of a template in a value
 
     @property
     def data(self) -> Any:
@@ -45,8 +48,34 @@ class SourceDoc:
                 break
         return line
 
-    def problem(self, path: Path, message: str, resource: str = "") -> Problem:
-        return Problem(message, self.file, self.line_of(path), dotted(path), resource)
+    def problem(
+        self, path: Path, message: str, resource: str = "", offset: int | None = None
+    ) -> Problem:
+        """What is wrong where; `offset`: a template's start in the string at `path`."""
+        line, column = self.line_of(path), None
+        if offset is not None:
+            line, column = self._template_position(path, line, offset)
+        return Problem(message, self.file, line, dotted(path), resource, column)
+
+    def _template_position(self, path: Path, line: int, offset: int) -> tuple[int, int | None]:
+        """The k-th `${{` of the value from its line on (the YAML tree keeps where a value
+        starts, not how quotes or block scalars shifted its characters)."""
+        value: Any = self.node
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return line, None
+        k = str(value).count("${{", 0, offset)
+        seen = 0
+        for number, text in enumerate(self.source.splitlines()[line - 1 :], start=line):
+            at = text.find("${{")
+            while at >= 0:
+                if seen == k:
+                    return number, at + 1
+                seen += 1
+                at = text.find("${{", at + 1)
+        return line, None
 
 
 def dotted(path: Path) -> str:
@@ -68,14 +97,35 @@ def plain(node: Any) -> Any:
 
 
 def load_text(text: str, file: str = "<input>") -> list[SourceDoc]:
-    yaml = YAML(typ="rt")
     try:
-        docs = list(yaml.load_all(text))
+        # The node graph first: aliases in it are shared, not expanded, so a small file of
+        # nested aliases is measured here in microseconds instead of filling the memory
+        # when it is turned into plain data.
+        problems = [p for node in YAML(typ="rt").compose_all(text) for p in _screen(node, file)]
+        if problems:
+            raise DefinitionError(problems)
+        docs = list(YAML(typ="rt").load_all(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
         raise DefinitionError(
-            Problem(f"malformed YAML: {exc.problem or exc.context}; fix the syntax", file, line)
+            Problem(
+                f"malformed YAML: {exc.problem or exc.context}; fix the syntax",
+                file,
+                line,
+                column=column,
+            )
+        ) from None
+    except ReaderError as exc:  # a control character: say where, not at which offset
+        line, column = position(text, exc.position)
+        raise DefinitionError(
+            Problem(
+                f"character {exc.character!r} is not allowed in YAML: is this a text file?",
+                file,
+                line,
+                column=column,
+            )
         ) from None
     except YAMLError as exc:
         raise DefinitionError(Problem(f"malformed YAML: {exc}", file)) from None
@@ -91,7 +141,7 @@ def load_text(text: str, file: str = "<input>") -> list[SourceDoc]:
                     _first_line(doc),
                 )
             )
-        out.append(SourceDoc(file, doc.lc.line + 1 if doc.lc.line is not None else 1, doc))
+        out.append(SourceDoc(file, doc.lc.line + 1 if doc.lc.line is not None else 1, doc, text))
     return out
 
 
@@ -112,14 +162,92 @@ def load_paths(paths: Iterable[str | FsPath]) -> list[SourceDoc]:
             continue
         for f in files:
             try:
-                docs.extend(load_text(f.read_text(encoding="utf-8"), str(f)))
+                docs.extend(load_text(read_utf8(f), str(f)))
             except DefinitionError as exc:
                 problems.extend(exc.problems)
-            except (OSError, UnicodeDecodeError) as exc:
+            except OSError as exc:
                 problems.append(Problem(f"cannot read: {exc}", str(f)))
     if problems:
         raise DefinitionError(problems)
     return docs
+
+
+def read_utf8(path: FsPath) -> str:
+    """The file's text; bytes that are not UTF-8 are reported at their line and column."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DefinitionError(
+            Problem(
+                f"byte 0x{data[exc.start]:02x} is not UTF-8: definitions are UTF-8 text "
+                "(is this a binary file?)",
+                str(path),
+                line,
+                column=column,
+            )
+        ) from None
+
+
+def position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+# A definition is a few hundred nodes; a policy with many tasks a few thousand.
+MAX_NODES = 100_000
+_CORE = "tag:yaml.org,2002:"
+_TAGS = {
+    _CORE + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "merge", "timestamp")
+}
+
+
+def _screen(root: Node, file: str) -> list[Problem]:
+    """Unknown tags (each at its line:column), and a document whose aliases expand past
+    MAX_NODES (counted over the shared graph, so in time linear in the file)."""
+    problems: list[Problem] = []
+    sizes: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+        tag = str(node.tag)
+        if tag not in _TAGS and tag != "!":  # `!` alone: a plain string
+            mark = node.start_mark
+            problems.append(
+                Problem(
+                    f"unknown YAML tag '{tag}': definitions use plain YAML; remove the tag",
+                    file,
+                    mark.line + 1,
+                    column=mark.column + 1,
+                )
+            )
+        if isinstance(node, MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, SequenceNode):
+            total = 1 + sum(size(v) for v in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = total
+        return total
+
+    if size(root) > MAX_NODES:
+        mark = root.start_mark
+        problems.append(
+            Problem(
+                f"the document expands to more than {MAX_NODES:,} values through its YAML "
+                "aliases (*name): write the values out, or use fewer nested aliases",
+                file,
+                mark.line + 1,
+                column=mark.column + 1,
+            )
+        )
+    return problems
 
 
 def _first_line(doc: Any) -> int | None:

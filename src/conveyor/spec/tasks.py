@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -11,7 +12,8 @@ from conveyor.model.plugins import Catalog
 from conveyor.model.template import TemplateError, check_shape, strings_in
 from conveyor.spec.loader import Path
 
-Finding = tuple[Path, str]
+# (where, what), and for a template the offset of `${{` in its string (for the column).
+Finding = tuple[Path, str] | tuple[Path, str, int]
 
 
 def settings_errors(model: type[BaseModel], value: Any, path: Path) -> list[Finding]:
@@ -36,7 +38,9 @@ def settings_errors(model: type[BaseModel], value: Any, path: Path) -> list[Find
     return []
 
 
-def check_gate(entry: Any, where: Path, catalog: Catalog) -> list[Finding]:
+def check_gate(
+    entry: Any, where: Path, catalog: Catalog, environments: Collection[str] | None = None
+) -> list[Finding]:
     if not isinstance(entry, dict) or len(entry) != 1:
         return [
             (where, "a gate is written as one key, its kind: for example {timed: {duration: 2h}}")
@@ -50,7 +54,33 @@ def check_gate(entry: Any, where: Path, catalog: Catalog) -> list[Finding]:
                 f"unknown gate kind '{kind}': use one of {', '.join(catalog.gate_kinds())}",
             )
         ]
-    return settings_errors(model, settings, (*where, kind))
+    found = settings_errors(model, settings, (*where, kind))
+    if not found and environments is not None:
+        known = ", ".join(sorted(environments))
+        found = [
+            (path, f"environment '{name}' is not defined: use one of {known}")
+            for path, name in environment_names(settings, (*where, kind))
+            if name not in environments
+        ]
+    return found
+
+
+def environment_names(value: Any, path: Path) -> list[tuple[Path, str]]:
+    """The environments a gate's settings name: by convention every gate calls such a
+    setting `in` (one environment) or `environments` (a list), at any depth."""
+    found: list[tuple[Path, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "in" and isinstance(item, str):
+                found.append(((*path, key), item))
+            elif key == "environments" and isinstance(item, list):
+                found += [((*path, key, i), n) for i, n in enumerate(item) if isinstance(n, str)]
+            else:
+                found += environment_names(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += environment_names(item, (*path, i))
+    return found
 
 
 def check_task(task: Any, where: Path, catalog: Catalog, shape: bool = False) -> list[Finding]:
@@ -75,7 +105,7 @@ def check_task(task: Any, where: Path, catalog: Catalog, shape: bool = False) ->
         try:
             check_shape(text)
         except TemplateError as exc:
-            out.append((sub, str(exc)))
+            out.append((sub, str(exc)) if exc.offset is None else (sub, str(exc), exc.offset))
     return out
 
 
@@ -83,10 +113,15 @@ def check_tasks(entries: list[Any], path: Path, catalog: Catalog) -> list[Findin
     return [f for i, t in enumerate(entries) for f in check_task(t, (*path, i), catalog)]
 
 
-def check_policy_body(body: dict[str, Any], path: Path, catalog: Catalog) -> list[Finding]:
+def check_policy_body(
+    body: dict[str, Any],
+    path: Path,
+    catalog: Catalog,
+    environments: Collection[str] | None = None,
+) -> list[Finding]:
     out: list[Finding] = []
     for i, gate in enumerate(body.get("gates") or []):
-        out.extend(check_gate(gate, (*path, "gates", i), catalog))
+        out.extend(check_gate(gate, (*path, "gates", i), catalog, environments))
     for i, step in enumerate((body.get("workflow") or {}).get("steps") or []):
         out.extend(
             check_tasks(step.get("tasks") or [], (*path, "workflow", "steps", i, "tasks"), catalog)
@@ -96,7 +131,7 @@ def check_policy_body(body: dict[str, Any], path: Path, catalog: Catalog) -> lis
         if isinstance(entry, dict) and "uses" in entry:
             out.extend(check_task(entry, where, catalog, shape=True))
         else:
-            out.extend(check_gate(entry, where, catalog))
+            out.extend(check_gate(entry, where, catalog, environments))
     hooks = body.get("hooks") or {}
     for hook in ("onStart", "onSuccess", "onFail"):
         out.extend(check_tasks(hooks.get(hook) or [], (*path, "hooks", hook), catalog))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +10,8 @@ from conveyor.errors import DefinitionError, Problem
 from conveyor.model.definitions import KINDS, Document, FlowSpec, Strict
 from conveyor.model.flow import build_graph
 from conveyor.model.plugins import Catalog
-from conveyor.spec.loader import Path, SourceDoc
-from conveyor.spec.tasks import check_policy_body, check_tasks, settings_errors
+from conveyor.spec.loader import SourceDoc
+from conveyor.spec.tasks import Finding, check_policy_body, check_tasks, settings_errors
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,15 @@ class Definition:
         return f"{self.kind}/{self.name}"
 
 
+def problems_of(doc: SourceDoc, found: Sequence[Finding], resource: str = "") -> list[Problem]:
+    return [doc.problem(f[0], f[1], resource, *f[2:]) for f in found]
+
+
 def parse_document(doc: SourceDoc) -> tuple[Definition | None, list[Problem]]:
     data = doc.data
     found = settings_errors(Document, data, ())
     if found:
-        return None, [doc.problem(p, m) for p, m in found]
+        return None, problems_of(doc, found)
     envelope = Document.model_validate(data)
     resource = f"{envelope.kind}/{envelope.metadata.name}"
     model = KINDS.get(envelope.kind)
@@ -43,7 +47,7 @@ def parse_document(doc: SourceDoc) -> tuple[Definition | None, list[Problem]]:
         ]
     found = settings_errors(model, envelope.spec, ("spec",))
     if found:
-        return None, [doc.problem(p, m, resource) for p, m in found]
+        return None, problems_of(doc, found, resource)
     spec = model.model_validate(envelope.spec)
     return (
         Definition(
@@ -73,10 +77,12 @@ def validate_batch(
     problems: list[Problem] = []
     parsed: list[tuple[SourceDoc, Definition]] = []
     seen: dict[str, SourceDoc] = {}
+    named_only: list[tuple[str, str]] = []
     for doc in docs:
         definition, found = parse_document(doc)
         problems.extend(found)
         if definition is None:
+            named_only.extend(_kind_and_name(doc.data))
             continue
         if definition.ref in seen:
             first = seen[definition.ref]
@@ -91,8 +97,10 @@ def validate_batch(
         seen[definition.ref] = doc
         parsed.append((doc, definition))
 
-    envs = dict(environments)
-    prods = set(products)
+    # A definition with errors of its own still exists as far as the others are concerned:
+    # its errors are reported, not a "not defined" for every reference to it besides.
+    envs = dict(environments) | {name: {} for kind, name in named_only if kind == "Environment"}
+    prods = set(products) | {name for kind, name in named_only if kind == "Product"}
     for _, d in parsed:
         if d.kind == "Environment":
             envs[d.name] = d.labels
@@ -106,6 +114,13 @@ def validate_batch(
     return [d for _, d in parsed]
 
 
+def _kind_and_name(data: Any) -> list[tuple[str, str]]:
+    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+        return []
+    kind, name = data.get("kind"), data["metadata"].get("name")
+    return [(kind, name)] if isinstance(kind, str) and isinstance(name, str) else []
+
+
 def _check_references(
     doc: SourceDoc,
     d: Definition,
@@ -115,13 +130,11 @@ def _check_references(
 ) -> list[Problem]:
     raw_spec: dict[str, Any] = d.document.get("spec") or {}
     if d.kind == "PromotionPolicy":
-        return [
-            doc.problem(p, m, d.ref) for p, m in check_policy_body(raw_spec, ("spec",), catalog)
-        ]
+        return problems_of(doc, check_policy_body(raw_spec, ("spec",), catalog, envs), d.ref)
     if d.kind != "PromotionFlow":
         return []
     assert isinstance(d.spec, FlowSpec)
-    found: list[tuple[Path, str]] = []
+    found: list[Finding] = []
     if d.spec.product not in prods:
         found.append(
             (("spec", "product"), f"product '{d.spec.product}' is not defined: apply it first")
@@ -131,9 +144,11 @@ def _check_references(
     for i, node in enumerate(raw_spec.get("environments") or []):
         if isinstance(node, dict) and isinstance(node.get("policy"), dict):
             found.extend(
-                check_policy_body(node["policy"], ("spec", "environments", i, "policy"), catalog)
+                check_policy_body(
+                    node["policy"], ("spec", "environments", i, "policy"), catalog, envs
+                )
             )
     hooks = raw_spec.get("hooks") or {}
     for hook in ("onStart", "onSuccess", "onFail"):
         found.extend(check_tasks(hooks.get(hook) or [], ("spec", "hooks", hook), catalog))
-    return [doc.problem(p, m, d.ref) for p, m in found]
+    return problems_of(doc, found, d.ref)
