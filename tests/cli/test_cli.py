@@ -254,9 +254,11 @@ def test_schema_prints_json_schemas(cli: Cli) -> None:
     assert one["properties"]["kind"] == {"const": "PromotionFlow"}
 
     every = json.loads(cli("schema"))
-    assert sorted(every) == sorted(["Product", "Environment", "PromotionFlow", "PromotionPolicy"])
-    for kind, schema in every.items():
-        assert schema["title"] == kind and "spec" in schema["properties"]
+    kinds = ["Product", "Environment", "PromotionFlow", "PromotionPolicy"]
+    assert every["properties"]["kind"] == {"enum": kinds}
+    assert [c["if"]["properties"]["kind"]["const"] for c in every["allOf"]] == kinds
+    for kind in kinds:
+        assert "spec" in every["definitions"][kind]["properties"]
 
 
 # --- bad input ---------------------------------------------------------------------------

@@ -155,17 +155,22 @@ def delete(
 
 
 def schema(kind: Annotated[str | None, typer.Argument(metavar="KIND")] = None) -> None:
-    """Print the JSON Schema of the definitions (or of one kind), for editors.
+    """Print the JSON Schema of the definitions (of any kind, chosen by `kind:`), or of one
+    kind, for editors: gates, actions' `with` and `verify` are typed.
 
     \b
-    Example:
+    Example (VS Code with the YAML extension: first line of a definitions file):
       conveyor schema > conveyor.schema.json
+      # yaml-language-server: $schema=conveyor.schema.json
     """
-    from conveyor.spec.schema import document_schema
+    from conveyor.engine.registry import default_registry
+    from conveyor.spec.schema import all_kinds_schema, document_schema
 
-    kinds = [canonical_kind(kind)] if kind else list(KIND_NAMES)
-    schemas = {k: document_schema(k) for k in kinds}
-    dump(schemas[kinds[0]] if kind else schemas, "json")
+    catalog = default_registry()
+    if kind is None:
+        dump(all_kinds_schema(catalog), "json")
+    else:
+        dump(document_schema(canonical_kind(kind), catalog), "json")
 
 
 @flow_app.command("show")

@@ -4,6 +4,7 @@ in a local git repository (seed 004's layout), with SQLite."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -13,13 +14,16 @@ from rich.console import Console
 
 from conveyor.cli import demo_files as f
 from conveyor.cli.render import release_view
+from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError
+from conveyor.spec.schema import all_kinds_schema
 from conveyor.store.db import open_store
 
 FLOW = "multi-env-parallel-promotion"
 VERSION = "1.0.0"
 HISTORY = "health-history.csv"
+SCHEMA = "conveyor.schema.json"
 
 
 def conveyor_command(db: Path) -> list[str]:
@@ -37,10 +41,17 @@ def write_workspace(root: Path) -> Path:
     and a sample health history; qa's health reports go to root/conveyor.db."""
     defs = root / "conveyor"
     defs.mkdir(parents=True, exist_ok=True)
-    (defs / "product.yaml").write_text(f.PRODUCT)
-    (defs / "environments.yaml").write_text(f.environments_yaml())
-    (defs / "flow.yaml").write_text(f.FLOW)
-    (defs / "policies.yaml").write_text(f.policies_yaml(conveyor_command(root / "conveyor.db")))
+    # Editors with yaml-language-server complete and check the files against this.
+    schema = all_kinds_schema(default_registry())
+    (defs / SCHEMA).write_text(json.dumps(schema, indent=1) + "\n")
+    files = {
+        "product.yaml": f.PRODUCT,
+        "environments.yaml": f.environments_yaml(),
+        "flow.yaml": f.FLOW,
+        "policies.yaml": f.policies_yaml(conveyor_command(root / "conveyor.db")),
+    }
+    for name, text in files.items():
+        (defs / name).write_text(f"# yaml-language-server: $schema={SCHEMA}\n{text}")
     (root / "smoke.sh").write_text(f.SMOKE_SH)
     (root / HISTORY).write_text(f.HEALTH_HISTORY)
     if not (root / "gitops.git").exists():
