@@ -356,10 +356,11 @@ def test_release_create_trigger_run_show(tmp_path: Path, cli: Cli) -> None:
 
     shown = conveyor(tmp_path, "release", "show", "shop@1.0.0")
     assert shown.returncode == 0, shown.stderr
-    head, *rows = lines_of(shown.stdout)
+    head, zone, *rows = lines_of(shown.stdout)
     assert head.split()[:3] == ["Release", "shop@1.0.0", "succeeded"]
-    assert "flow main v1.00" in head
-    by_env = {r.lstrip("└ ").split()[0]: r for r in rows[1:]}
+    assert "flow main v1.00" in head and zone.startswith("times in ")
+    # the rows after the header, but the time axis under the timeline
+    by_env = {r.lstrip("└ ").split()[0]: r for r in rows[1:-1]}
     assert sorted(by_env) == sorted(ENVS)
     assert all("succeeded" in r for r in by_env.values())
     assert "deployed" not in shown.stdout  # task output only with --logs

@@ -6,6 +6,7 @@ never here: `conveyor --help` must start in a tenth of a second (bench/cli.py)."
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,10 @@ from conveyor.store.url import database_url, sqlite_file
 if TYPE_CHECKING:
     from conveyor.engine.service import Conveyor
 
-# Piped output (CI logs, `make demo | tee`) keeps a readable width instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
+# Piped output (CI logs, `make demo | tee`) keeps a readable width instead of 80 columns,
+# unless COLUMNS says how wide to draw.
+_FIT = sys.stdout.isatty() or "COLUMNS" in os.environ
+out = Console(width=None if _FIT else 160, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -119,7 +119,7 @@ def run_demo(directory: Path | None, out: Console) -> None:
     out.print(f"\n  release {ref} created and triggered on {FLOW}; running ...\n")
     cv.run_until_idle()
     view = cv.show(ref)
-    out.print(release_view(view, cv.clock.now()))
+    out.print(release_view(view, cv.clock.now(), width=out.width))
     prods = [n for n in view.nodes if n.environment.startswith("prod")]
     overlap = bool(prods) and max(n.started_at for n in prods if n.started_at) < min(
         n.finished_at for n in prods if n.finished_at

@@ -102,7 +102,7 @@ def run_registry_demo(directory: Path | None, out: Console) -> None:
             cv.trigger("path-to-production", "p2p-web@1.0.0")
             cv.run_until_idle()
             view = cv.show("p2p-web@1.0.0")
-            out.print(release_view(view, cv.clock.now()))
+            out.print(release_view(view, cv.clock.now(), width=out.width))
             out.print("")
             for node in view.nodes:
                 for task in node.tasks:

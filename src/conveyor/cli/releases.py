@@ -12,6 +12,8 @@ from conveyor.cli.common import check_output, cv_of, dump, err, out, pairs, text
 from conveyor.cli.errors import RELEASE_FAILED, RELEASE_RECALLED, WAIT_TIMED_OUT
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from conveyor.engine.view import ReleaseView
 
 release_app = typer.Typer(
@@ -19,6 +21,7 @@ release_app = typer.Typer(
     no_args_is_help=True,
 )
 Ref = Annotated[str, typer.Argument(metavar="PRODUCT@VERSION")]
+UtcOption = Annotated[bool, typer.Option("--utc", help="Times in UTC, not local time.")]
 # How often `watch` and `wait` look again: a read of the release, cheap for the store.
 POLL_S = 0.5
 
@@ -100,6 +103,7 @@ def release_show(
         bool, typer.Option("--logs", help="Also print each task's last attempt and output.")
     ] = False,
     output: Annotated[str, typer.Option("-o", "--output", help="text, json or yaml")] = "text",
+    utc: UtcOption = False,
 ) -> None:
     """The release view: each environment's state, since when, and why.
 
@@ -116,7 +120,7 @@ def release_show(
     if output != "text":
         dump(view, output)
         return
-    out.print(release_view(view, cv.clock.now(), logs))
+    out.print(release_view(view, cv.clock.now(), logs, out.width, utc))
 
 
 @release_app.command("watch")
@@ -126,6 +130,7 @@ def release_watch(
     timeout: Annotated[
         str, typer.Option("--timeout", metavar="DURATION", help="Stop watching after this.")
     ] = "1h",
+    utc: UtcOption = False,
 ) -> None:
     """Redraw the release view live until the release ends. Exits as `release wait` does:
     0 succeeded, 8 failed or terminated, 9 recalled, 10 still running at the timeout.
@@ -142,10 +147,14 @@ def release_watch(
     seconds = _seconds(timeout)
     pause = threading.Event()
     view = cv.show(ref)
-    with Live(release_view(view, cv.clock.now()), console=out, auto_refresh=False) as live:
+
+    def draw() -> RenderableType:
+        return release_view(view, cv.clock.now(), width=out.width, utc=utc)
+
+    with Live(draw(), console=out, auto_refresh=False) as live:
         for _ in range(int(seconds / POLL_S) + 1):
             view = cv.show(ref)
-            live.update(release_view(view, cv.clock.now()), refresh=True)
+            live.update(draw(), refresh=True)
             if view.status not in ("running", "created"):
                 break
             pause.wait(POLL_S)

@@ -30,6 +30,7 @@ class TaskView:
     error: str
     output: str
     takeovers: int = 0  # attempts started again because the engine running them died
+    next_attempt_at: datetime | None = None  # a polling or retrying task looks again then
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def _tasks(rows: list[TaskRunRow]) -> list[TaskView]:
             r.error,
             r.output,
             r.takeovers,
+            utc(r.next_attempt_at) if r.next_attempt_at else None,
         )
         for r in rows
     ]
