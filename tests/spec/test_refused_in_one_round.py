@@ -164,3 +164,22 @@ def _chart() -> object:
     from conveyor.model.definitions import ArtifactDef
 
     return ArtifactDef(name="chart", type="chart")
+
+
+def test_a_policy_selecting_an_unknown_environment_and_an_empty_channel(
+    base: Conveyor,
+) -> None:
+    selecting = STAGING + policy("""
+        selector:
+          environments: {names: [prod, prdo]}
+        gates:
+          - timed: {duration: 1h}
+    """)
+    check(base, selecting, "spec.selector.environments.names[1]", "prdo", "'prdo' is not defined")
+    channel = flow("""
+        - {name: qa, dependsOn: [dev]}
+        - {name: eu, channel: {labels: {region: mars}}, dependsOn: [qa]}
+    """)
+    check(
+        base, STAGING + channel, "spec.environments[1].channel.labels", "mars", "channel is empty"
+    )

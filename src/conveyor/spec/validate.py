@@ -10,7 +10,7 @@ from conveyor.errors import DefinitionError, Problem
 from conveyor.model.definitions import KINDS, Document, FlowSpec, Strict
 from conveyor.model.flow import build_graph
 from conveyor.model.plugins import Catalog
-from conveyor.spec.loader import SourceDoc
+from conveyor.spec.loader import Path, SourceDoc
 from conveyor.spec.tasks import Finding, check_policy_body, check_tasks, settings_errors
 
 
@@ -121,6 +121,10 @@ def _kind_and_name(data: Any) -> list[tuple[str, str]]:
     return [(kind, name)] if isinstance(kind, str) and isinstance(name, str) else []
 
 
+def _known(envs: Mapping[str, Any]) -> str:
+    return f"use one of {', '.join(sorted(envs))}" if envs else "no environment is defined yet"
+
+
 def _check_references(
     doc: SourceDoc,
     d: Definition,
@@ -129,12 +133,18 @@ def _check_references(
     prods: set[str],
 ) -> list[Problem]:
     raw_spec: dict[str, Any] = d.document.get("spec") or {}
+    found: list[Finding] = []
     if d.kind == "PromotionPolicy":
-        return problems_of(doc, check_policy_body(raw_spec, ("spec",), catalog, envs), d.ref)
+        found += check_policy_body(raw_spec, ("spec",), catalog, envs)
+        selector = (raw_spec.get("selector") or {}).get("environments") or {}
+        for i, name in enumerate(selector.get("names") or []):
+            if name not in envs:
+                where: Path = ("spec", "selector", "environments", "names", i)
+                found.append((where, f"environment '{name}' is not defined: {_known(envs)}"))
+        return problems_of(doc, found, d.ref)
     if d.kind != "PromotionFlow":
         return []
     assert isinstance(d.spec, FlowSpec)
-    found: list[Finding] = []
     if d.spec.product not in prods:
         found.append(
             (("spec", "product"), f"product '{d.spec.product}' is not defined: apply it first")
@@ -142,6 +152,12 @@ def _check_references(
     _, graph_findings = build_graph(d.spec, envs.keys())
     found.extend(graph_findings)
     for i, node in enumerate(raw_spec.get("environments") or []):
+        channel = node.get("channel") if isinstance(node, dict) else None
+        if isinstance(channel, dict) and isinstance(channel.get("labels"), dict):
+            want = channel["labels"].items()
+            if not any(want <= dict(labels).items() for labels in envs.values()):
+                at: Path = ("spec", "environments", i, "channel", "labels")
+                found.append((at, "no environment has all these labels: the channel is empty"))
         if isinstance(node, dict) and isinstance(node.get("policy"), dict):
             found.extend(
                 check_policy_body(
