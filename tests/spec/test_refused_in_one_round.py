@@ -183,3 +183,22 @@ def test_a_policy_selecting_an_unknown_environment_and_an_empty_channel(
     check(
         base, STAGING + channel, "spec.environments[1].channel.labels", "mars", "channel is empty"
     )
+
+
+def test_a_name_given_twice_is_reported_at_the_second_item(base: Conveyor) -> None:
+    text = STAGING + policy("""
+        workflow:
+          steps:
+            - name: deploy
+              tasks:
+                - {name: web, uses: run, with: {args: ["true"]}}
+                - {name: api, uses: run, with: {args: ["true"]}}
+                - {name: web, uses: run, with: {args: ["false"]}}
+    """)
+    check(
+        base,
+        text,
+        "spec.workflow.steps[0].tasks[2].name",
+        '"false"',
+        "task 'web' appears twice",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -33,9 +34,35 @@ def settings_errors(model: type[BaseModel], value: Any, path: Path) -> list[Find
                 msg = f"required field '{loc[-1]}' is missing"
             else:
                 msg = str(err["msg"]).removeprefix("Value error, ")
+                loc = _duplicate_item(value, loc, msg)
             out.append(((*path, *loc), msg))
         return out
     return []
+
+
+_TWICE = re.compile(r"'(?P<name>[^']+)' appears twice")
+
+
+def _duplicate_item(value: Any, loc: Path, message: str) -> Path:
+    """A name given twice is reported by its model, a level up: point at the second item
+    that has it instead, which is what the user has to change."""
+    match = _TWICE.search(message)
+    node = value
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return loc
+    if match is None or not isinstance(node, dict):
+        return loc
+    for key, items in node.items():
+        if not isinstance(items, list):
+            continue
+        names = [i.get("name") if isinstance(i, dict) else None for i in items]
+        if names.count(match["name"]) > 1:
+            second = names.index(match["name"], names.index(match["name"]) + 1)
+            return (*loc, key, second, "name")
+    return loc
 
 
 def check_gate(
