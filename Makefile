@@ -48,6 +48,7 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python bench/health.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/cli.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
