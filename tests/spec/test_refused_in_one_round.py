@@ -202,3 +202,20 @@ def test_a_name_given_twice_is_reported_at_the_second_item(base: Conveyor) -> No
         '"false"',
         "task 'web' appears twice",
     )
+
+
+def test_a_flow_with_a_schema_error_still_reports_its_graph_errors(base: Conveyor) -> None:
+    text = STAGING + flow(
+        """
+        - {name: qa, dependsOn: [dev]}
+        - {name: nowhere, dependsOn: [qa]}
+        - {name: prod, dependsOn: [qa], colour: red}
+        """,
+    )
+    problems = refused(base, text)
+    assert [p.field for p in problems] == [
+        "spec.environments[2].colour",
+        "spec.environments[1].name",
+    ]
+    assert "unknown field 'colour'" in problems[0].message
+    assert problems[1].line == line_of(text, "name: nowhere")

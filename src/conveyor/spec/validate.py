@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.errors import DefinitionError, Problem
-from conveyor.model.definitions import KINDS, Document, FlowSpec, Strict
+from conveyor.model.definitions import KINDS, ChannelRef, Document, FlowNode, FlowSpec, Strict
 from conveyor.model.flow import build_graph
 from conveyor.model.plugins import Catalog
 from conveyor.spec.loader import Path, SourceDoc
@@ -78,11 +78,14 @@ def validate_batch(
     parsed: list[tuple[SourceDoc, Definition]] = []
     seen: dict[str, SourceDoc] = {}
     named_only: list[tuple[str, str]] = []
+    broken_flows: list[tuple[SourceDoc, list[Problem]]] = []
     for doc in docs:
         definition, found = parse_document(doc)
         problems.extend(found)
         if definition is None:
             named_only.extend(_kind_and_name(doc.data))
+            if doc.data.get("kind") == "PromotionFlow":
+                broken_flows.append((doc, found))
             continue
         if definition.ref in seen:
             first = seen[definition.ref]
@@ -109,6 +112,8 @@ def validate_batch(
 
     for doc, d in parsed:
         problems.extend(_check_references(doc, d, catalog, envs, prods))
+    for doc, found in broken_flows:
+        problems.extend(_graph_problems(doc, found, envs))
     if problems:
         raise DefinitionError(problems)
     return [d for _, d in parsed]
@@ -119,6 +124,38 @@ def _kind_and_name(data: Any) -> list[tuple[str, str]]:
         return []
     kind, name = data.get("kind"), data["metadata"].get("name")
     return [(kind, name)] if isinstance(kind, str) and isinstance(name, str) else []
+
+
+def _graph_problems(doc: SourceDoc, found: list[Problem], envs: Mapping[str, Any]) -> list[Problem]:
+    """The DAG's problems (unknown environments, cycles, orphans) of a flow with errors of
+    its own, from the nodes that can be read, so that they come in the same round; those
+    at a field already reported are left out."""
+    spec = doc.data.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("triggerEnvironment"), str):
+        return []
+    nodes = []
+    for raw in spec.get("environments") or []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            return []  # positions would not match: the schema errors say enough
+        parents = raw.get("dependsOn") or []
+        given = raw.get("channel")
+        labels = given.get("labels") if isinstance(given, dict) else None
+        channel = ChannelRef.model_construct(labels=labels) if isinstance(labels, dict) else None
+        nodes.append(
+            FlowNode.model_construct(
+                name=raw["name"],
+                channel=channel,
+                dependsOn=[p for p in parents if isinstance(p, str)],
+                policy=None,
+            )
+        )
+    lenient = FlowSpec.model_construct(
+        version="0", product="", triggerEnvironment=spec["triggerEnvironment"], environments=nodes
+    )
+    _, findings = build_graph(lenient, envs.keys())
+    reported = {p.field for p in found}
+    resource = f"PromotionFlow/{(doc.data.get('metadata') or {}).get('name', '')}"
+    return [p for p in problems_of(doc, findings, resource) if p.field not in reported]
 
 
 def _known(envs: Mapping[str, Any]) -> str:
