@@ -266,8 +266,10 @@ def as_text(f: Forecast, history: Path | None = None, total: int = 0) -> list[st
 
 
 def as_json(f: Forecast) -> dict[str, Any]:
+    from conveyor.cli.jsonout import timestamp
+
     def when(at: datetime | None) -> str | None:
-        return at.isoformat() if at else None
+        return timestamp(at) if at else None
 
     def after(at: datetime | None) -> float | None:
         return (at - f.start).total_seconds() if at else None
