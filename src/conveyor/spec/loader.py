@@ -155,7 +155,7 @@ def load_paths(paths: Iterable[str | FsPath]) -> list[SourceDoc]:
             files = sorted(
                 f for f in path.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
             )
-        elif path.is_file() or str(p) == "-":
+        elif path.is_file():
             files = [path]
         else:
             problems.append(Problem(f"no such file or directory: {p}", str(p)))
