@@ -17,11 +17,11 @@ def test_each_look_reads_only_new_reports(cv: Conveyor, clock: ManualClock) -> N
     start(cv, "1.0.0")
     begin = clock.now()
     # A history of 300 reports, a minute apart, some of them unhealthy; then judged.
+    clock.set(begin + timedelta(minutes=300))  # reports are not dated in the future
     for n in range(300):
         state = "WARNING" if n % 7 == 0 else "HEALTHY"
         at = begin + timedelta(minutes=n)
         cv.report_health("qa", "qa-east", "pod-1", True, state, "1.0.0", at=at)
-    clock.set(begin + timedelta(minutes=300))
     cache = cv.engine.parsed.reports
     while cv.engine.run_pass().moved:  # (run_until_idle would jump the clock to the soak)
         pass

@@ -76,15 +76,19 @@ def test_out_of_order_reports_are_read_in_time_order(
     cv: Conveyor, clock: ManualClock, t0: datetime
 ) -> None:
     apply_yaml(cv, STRICT_PRODUCT)
+    clock.advance(10 * H)
     sent = [
         ("n1", t0, HealthState.HEALTHY),
         ("n1", t0 + 6 * H, HealthState.HEALTHY),
         ("n1", t0 + 4 * H, HealthState.ERROR),  # arrives late
-        ("n1", t0 + 12 * H, HealthState.ERROR),  # after `now`: ignored
     ]
     for node, at, state in sent:
         cv.report_health("prod", "cluster-a", node, True, state, "1.0.0", at=at)
-    clock.advance(10 * H)
+    # Dated after `now` by more than the environment's maxClockSkew (5m): refused.
+    with pytest.raises(DefinitionError, match="ahead of Conveyor's clock"):
+        cv.report_health(
+            "prod", "cluster-a", "n1", True, HealthState.ERROR, "1.0.0", at=t0 + 12 * H
+        )
 
     health = cv.health("prod", "shop", "1.0.0")["cluster-a"]
     assert (health.soak, health.healthy, health.unhealthy) == (10 * H, 8 * H, 2 * H)
@@ -99,8 +103,10 @@ def test_out_of_order_reports_are_read_in_time_order(
         0.25,
     )
     assert cv.health("prod", "shop", "1.0.0") == expected
-    # Later, the report after the old `now` counts; or ask about an earlier moment.
-    clock.advance(4 * H)
+    # Later, a report sent then counts from its time; or ask about an earlier moment.
+    clock.advance(2 * H)
+    cv.report_health("prod", "cluster-a", "n1", True, HealthState.ERROR, "1.0.0")
+    clock.advance(2 * H)
     assert cv.health("prod", "shop", "1.0.0")["cluster-a"].unhealthy == 4 * H
     assert cv.health("prod", "shop", "1.0.0", at=t0 + 5 * H)["cluster-a"].unhealthy == H
 

@@ -258,6 +258,7 @@ def test_show_matches_the_reference_over_stored_reports(cv: Conveyor, clock: Man
     t0 = clock.now()
     rng = random.Random(5)
     states = [None, "HEALTHY", "HEALTHY", "HEALTHY", "HEALTHY", "DEFERRING", "ERROR"]
+    clock.set(t0 + 40 * 17 * MIN)  # reports are not dated ahead of the clock; judged at `now`
     for _ in range(80):
         # Out of order, some at a shared instant, some after `now`; some of the old version.
         at_ = t0 + rng.choice([0, 1, 2, 3, 5, 8, 13, 40]) * 17 * MIN

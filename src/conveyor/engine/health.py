@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
+from conveyor.clock import utc
 from conveyor.engine import due, resources
 from conveyor.engine.releases import stored_version
 from conveyor.errors import DefinitionError, Problem
@@ -26,6 +27,7 @@ from conveyor.gates import HealthRules
 from conveyor.health.columnar import I64, STATE_CODES, Columns, evaluate_columns, us
 from conveyor.health.timeline import EntityHealth, HealthState, Weekends
 from conveyor.model.definitions import EnvironmentSpec, ProductSpec
+from conveyor.model.duration import format_duration
 
 if TYPE_CHECKING:
     from conveyor.engine.reportcache import ReportCache
@@ -34,6 +36,7 @@ from conveyor.store.tables import (
     HEALTH_STATE_NAMES,
     HealthNodeRow,
     HealthReportRow,
+    ReleaseRow,
 )
 
 STATES = tuple(s.value for s in HealthState)
@@ -67,6 +70,29 @@ def _check_aware(value: datetime, field: str) -> None:
         )
 
 
+def _check_when(
+    session: Session, time: datetime, now: datetime, skew: timedelta, version: str, replay: bool
+) -> None:
+    if time > now + skew:
+        raise _problem(
+            f"time {time.isoformat()} is {format_duration(time - now)} ahead of Conveyor's "
+            f"clock, more than the environment's maxClockSkew ({format_duration(skew)}): "
+            "check the reporter's clock, or leave the time out to mean now",
+            "time",
+        )
+    if replay:
+        return
+    first = session.scalar(
+        select(func.min(ReleaseRow.created_at)).where(ReleaseRow.version == version)
+    )
+    if first is not None and time < utc(first):
+        raise _problem(
+            f"time {time.isoformat()} is before release version {version} existed "
+            f"({utc(first).isoformat()}): a report speaks for the version it ran",
+            "time",
+        )
+
+
 def current_environment(session: Session, environment: str) -> EnvironmentSpec:
     """The current definition of `environment`; raises NotFound if there is none."""
     spec = resources.get_current(session, "Environment", environment).spec
@@ -86,11 +112,16 @@ def record(
     now: datetime,
     *,
     environment_spec: EnvironmentSpec | None = None,
+    replay: bool = False,
 ) -> bool:
     """Store one report; False (and nothing stored) when the very same report is there already.
 
     `environment_spec` is the environment's current definition, for callers recording many
     reports at once: reading it costs more than the rest of a report.
+    A report may not be dated further ahead of `now` than the environment's maxClockSkew,
+    nor before the first release of its version was created (one backdated HEALTHY report
+    would otherwise vouch for a whole soak); `replay` (a recorded history, `simulate`)
+    skips the second check: it replays the past on purpose.
     Raises DefinitionError for invalid input and NotFound for an unknown environment.
     """
     parsed = parse_state(state)
@@ -111,6 +142,7 @@ def record(
             "entity",
         )
     version = stored_version(version)
+    _check_when(session, time, now, env.health.maxClockSkew, version, replay)
     state_code = None if parsed is None else HEALTH_STATE_CODES[parsed.value]
     node_id = _node_id(session, environment, entity, node)
     time_us = us(time)

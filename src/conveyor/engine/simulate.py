@@ -339,6 +339,7 @@ def _record(session: Session, reports: list[HistoryReport]) -> None:
                 session,
                 *(r.environment, r.entity, r.node, r.time, r.live, r.state, r.version, r.time),
                 environment_spec=environments[r.environment],
+                replay=True,
             )
         except DefinitionError as exc:
             problems += [replace(p, file=r.file, line=r.line) for p in exc.problems]

@@ -176,6 +176,15 @@ class EnvironmentHealth(Strict):
     # Left out: entities register on their first report unless `entities` lists them.
     allowRegistration: bool | None = None
     probes: list[ProbeDef] = Field(default_factory=list)
+    # How far ahead of Conveyor's clock a report may be dated (a reporter's clock runs
+    # fast); later ones are refused, so that no report can speak for the future.
+    maxClockSkew: Duration = timedelta(minutes=5)
+
+    @field_validator("maxClockSkew")
+    @classmethod
+    def _skew(cls, value: timedelta) -> timedelta:
+        check_limit(value, timedelta(days=1), "maxClockSkew")
+        return value
 
 
 class EnvironmentSpec(Strict):
