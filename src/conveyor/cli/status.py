@@ -9,6 +9,7 @@ import typer
 
 from conveyor.cli.common import check_output, cv_of, dump, err, out, usage
 from conveyor.cli.errors import AUDIT_BROKEN
+from conveyor.cli.health import parse_at
 
 if TYPE_CHECKING:
     from conveyor.engine.overview import EnvironmentStatus
@@ -65,6 +66,59 @@ def _status_table(rows: list[EnvironmentStatus], utc: bool) -> None:
         )
         table.add_row(r.product, r.environment, running, when(r.since, utc), last, coming)
     out.print(table)
+
+
+def windows(
+    ctx: typer.Context,
+    environment: Annotated[str, typer.Argument(metavar="ENVIRONMENT")],
+    product: Annotated[
+        str | None,
+        typer.Option(
+            "--product",
+            metavar="PRODUCT",
+            help="Its windows and its policy's too (default: the only product, if there is one).",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="TIME", help="e.g. 2026-12-04T22:30:00Z. Default now."),
+    ] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="table, json or yaml")] = "table",
+) -> None:
+    """May a promotion to ENVIRONMENT start now (or --at TIME)? Which window decides, and
+    when it next opens.
+
+    \b
+    Example:
+      conveyor windows prod --product shop --at 2026-12-05T23:00:00+01:00
+    """
+    check_output(output, ("table", "json", "yaml"))
+    cv = cv_of(ctx)
+    when_ = parse_at(at) or cv.clock.now()
+    found, decision = cv.windows(environment, product, when_)
+    if output != "table":
+        dump(
+            {
+                "environment": environment,
+                "at": when_,
+                "open": decision.open,
+                "reason": decision.reason,
+                "until": decision.until,
+                "nextOpening": decision.next_opening,
+                "windows": [{"source": source, **w.model_dump(mode="json")} for source, w in found],
+            },
+            output,
+        )
+        return
+    state = "open" if decision.open else "closed"
+    opens = f"; opens {when(decision.next_opening, True)}" if decision.next_opening else ""
+    out.print(
+        f"{environment} at {when(when_, True)}: {state}: {decision.reason}{opens}",
+        markup=False,
+        highlight=False,
+    )
+    for source, w in found:
+        out.print(f"  {w.describe()}  ({source})", markup=False, highlight=False)
 
 
 @audit_app.command("log")
@@ -168,4 +222,5 @@ def audit_verify(ctx: typer.Context) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(status)
+    app.command()(windows)
     app.add_typer(audit_app, name="audit")

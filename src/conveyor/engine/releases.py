@@ -24,6 +24,7 @@ from conveyor.model.release import (
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.model.states import TaskStatus as T
+from conveyor.model.window import WindowDef
 from conveyor.store import audit
 from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
 
@@ -166,6 +167,7 @@ def trigger(
     if findings:
         raise Conflict(f"flow {flow_name} no longer matches the environments: {findings[0][1]}")
     policies = resources.policies(session)
+    product = resources.products(session)[release.product]
     for node in graph.order():
         n = graph.nodes[node]
         targets = n.environments({k: labels for k, (_, labels) in envs.items()})
@@ -191,7 +193,7 @@ def trigger(
                     state_since=now,
                     cursor=0,
                     generation=0,
-                    policy=merged.snapshot(),
+                    policy=with_windows(merged.snapshot(), spec.windows + product.windows),
                 )
             )
     release.flow, release.flow_revision, release.flow_document = flow_name, revision, document
@@ -213,6 +215,19 @@ def trigger(
                 due.mark(session, older, now)
     session.flush()
     return release
+
+
+def with_windows(snapshot: dict[str, Any], windows: list[WindowDef]) -> dict[str, Any]:
+    """The environment's and the product's windows as one more entry gate, `window`: part
+    of what the promotion was triggered with, like the rest of its policy."""
+    if not windows:
+        return snapshot
+    gate = {"window": {"windows": [w.model_dump(mode="json") for w in windows]}}
+    body = dict(snapshot["body"])
+    body["gates"] = [*(body.get("gates") or []), gate]
+    sources = dict(snapshot["sources"])
+    sources["gates"] = sources.get("gates", "the environment's and product's windows")
+    return {**snapshot, "body": body, "sources": sources}
 
 
 def _supersede(

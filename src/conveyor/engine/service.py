@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.engine import health as health_reports
-from conveyor.engine import overview, recall, releases, resources, rollback, wakeup
+from conveyor.engine import overview, recall, releases, resources, rollback, wakeup, windows
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
@@ -24,6 +24,7 @@ from conveyor.errors import DefinitionError, NotFound, Problem
 from conveyor.health.timeline import EntityHealth, HealthState
 from conveyor.model.kinds import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
+from conveyor.model.window import Decision, WindowDef
 from conveyor.spec import Definition, SourceDoc, load_paths
 from conveyor.store import audit
 from conveyor.store.db import Store, open_store
@@ -234,6 +235,17 @@ class Conveyor:
     ) -> list[AuditRow]:
         with self.store.session() as s:
             return audit.events(s, release, environment, actor, since, limit)
+
+    def windows(
+        self, environment: str, product: str | None = None, at: datetime | None = None
+    ) -> tuple[list[tuple[str, WindowDef]], Decision]:
+        """The windows that govern `product`'s promotions to `environment` and whether one
+        may start at `at` (default now); without a product, the environment's alone."""
+        with self.store.session() as s:
+            if product is None:
+                names = sorted(resources.products(s))
+                product = names[0] if len(names) == 1 else None
+            return windows.windows_at(s, environment, product, at or self.clock.now())
 
     def verify_audit(self) -> tuple[int, list[str]]:
         with self.store.session() as s:

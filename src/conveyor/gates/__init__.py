@@ -4,7 +4,8 @@ from conveyor.gates.base import Gate, GateContext, GateSettings, HealthRules
 from conveyor.gates.canary import CanaryGate
 from conveyor.gates.release_label import ReleaseLabelGate
 from conveyor.gates.timed import TimedGate
+from conveyor.gates.window import WindowGate
 
-BUILTIN_GATES: list[Gate] = [TimedGate(), ReleaseLabelGate(), CanaryGate()]
+BUILTIN_GATES: list[Gate] = [TimedGate(), ReleaseLabelGate(), CanaryGate(), WindowGate()]
 
 __all__ = ["BUILTIN_GATES", "Gate", "GateContext", "GateSettings", "HealthRules"]

@@ -24,6 +24,7 @@ from pydantic import (
 
 from conveyor.model.duration import check_limit, format_duration, parse_duration
 from conveyor.model.imageref import repository_problem
+from conveyor.model.window import WindowDef
 
 API_VERSION = "conveyor.dev/v1"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
@@ -111,6 +112,9 @@ class ProductSpec(Strict):
     artifacts: list[ArtifactDef] = Field(default_factory=list)
     rolloutCriteria: RolloutCriteria = Field(default_factory=RolloutCriteria)
     timeZone: str = "UTC"
+    # When its releases may be promoted anywhere (seed 001's maintenance window: an allow
+    # window); added to every promotion's entry gates as a `window` gate at trigger.
+    windows: list[WindowDef] = Field(default_factory=list)
 
     @field_validator("timeZone")
     @classmethod
@@ -193,6 +197,8 @@ class EnvironmentSpec(Strict):
     settings: dict[str, str] = Field(default_factory=dict)
     entities: list[EntityDef] = Field(default_factory=list)
     health: EnvironmentHealth = Field(default_factory=EnvironmentHealth)
+    # When promotions to it may start; added to its promotions' entry gates at trigger.
+    windows: list[WindowDef] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_entities(self) -> EnvironmentSpec:
