@@ -219,3 +219,29 @@ def test_a_flow_with_a_schema_error_still_reports_its_graph_errors(base: Conveyo
     ]
     assert "unknown field 'colour'" in problems[0].message
     assert problems[1].line == line_of(text, "name: nowhere")
+
+
+@pytest.mark.parametrize(
+    ("uses", "settings", "instead"),
+    [
+        (
+            "git.tag",
+            "{repo: 'https://bot:s3cr3t-t0ken@git.example.com/ops.git', tag: v1}",
+            "tokenEnv",
+        ),
+        ("http", "{url: 'https://bot:s3cr3t-t0ken@api.example.com/sync'}", "Authorization"),
+    ],
+)
+def test_a_url_with_a_password_is_refused_without_repeating_it(
+    base: Conveyor, uses: str, settings: str, instead: str
+) -> None:
+    text = STAGING + policy(f"""
+        workflow:
+          steps:
+            - name: deploy
+              tasks:
+                - {{name: t, uses: {uses}, with: {settings}}}
+    """)
+    (problem,) = refused(base, text)
+    assert "has a password or token in it" in problem.message and instead in problem.message
+    assert "s3cr3t-t0ken" not in str(problem) and "bot:***@" in problem.message

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -81,3 +82,17 @@ def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
         return text
     half = limit // 2
     return f"{text[:half]}\n... [{len(text) - limit} characters cut] ...\n{text[-half:]}"
+
+
+def refuse_password(url: str, instead: str) -> str:
+    """A URL with a password or token in it would be stored in the definition, the audit
+    trail and (for git) the working copy's .git/config: refused, without repeating it."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password:
+        masked = parts._replace(netloc=f"{parts.username}:***@{parts.hostname}").geturl()
+        raise ValueError(f"the URL {masked} has a password or token in it: {instead}")
+    return url

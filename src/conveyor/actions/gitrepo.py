@@ -19,7 +19,13 @@ from typing import TypeVar
 
 from pydantic import Field, field_validator
 
-from conveyor.actions.base import ActionContext, ActionResult, ActionSettings, rendered_settings
+from conveyor.actions.base import (
+    ActionContext,
+    ActionResult,
+    ActionSettings,
+    refuse_password,
+    rendered_settings,
+)
 from conveyor.actions.gitcopies import Job, WorkingCopies
 from conveyor.actions.gitpush import push
 from conveyor.errors import TerminalError, TransientError
@@ -54,7 +60,9 @@ class GitSettings(ActionSettings):
     def _repo(cls, value: str) -> str:
         if value.startswith("-"):
             raise ValueError("a repository cannot start with '-'")
-        return value
+        return refuse_password(
+            value, "remove it, and name the environment variable that holds it in tokenEnv"
+        )
 
     @field_validator("branch")
     @classmethod

@@ -29,6 +29,7 @@ from conveyor.actions.base import (
     ActionContext,
     ActionResult,
     ActionSettings,
+    refuse_password,
     rendered_settings,
     truncate,
 )
@@ -117,7 +118,9 @@ class HttpSettings(ActionSettings):
     def _url(cls, value: str) -> str:
         if not value.startswith("${{") and not re.match(r"(?i)^https?://", value):
             raise ValueError("only http:// and https:// URLs")
-        return value
+        return refuse_password(
+            value, 'remove it, and send it in a header: Authorization: "Bearer ${env:NAME}"'
+        )
 
     _request_timeout = field_validator("timeout")(lambda v: _between(v, "timeout", _HOUR))
 
