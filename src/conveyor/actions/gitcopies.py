@@ -165,7 +165,10 @@ class WorkingCopies:
     def flock(self, path: Path, deadline: float, cancel: threading.Event) -> Iterator[None]:
         """`<clone>.lock`, exclusively, after the turn: a process sharing the data directory
         waits (git's index.lock would fail it instead); given up at `deadline`."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private to the engine's user: a clone may hold what the repository does not show
+        # everyone (the data directory and repos/ are made 0700; already there, left alone).
+        path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         with open(f"{path}.lock", "a") as lock:
             for _ in range(MAX_POLLS):
                 try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -38,6 +41,8 @@ def open_store(url: str | None = None, migrate: bool = True) -> Store:
         path = sqlite_file(url)
         if path is not None and not path.parent.exists():
             raise ConveyorError(f"database directory {path.parent} does not exist: create it first")
+        if path is not None:
+            _create_private(path)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
@@ -46,6 +51,13 @@ def open_store(url: str | None = None, migrate: bool = True) -> Store:
     if migrate:
         upgrade(engine)
     return Store(engine)
+
+
+def _create_private(path: Path) -> None:
+    """A new database file is readable by its owner only (0600): it holds the audit trail
+    and what every task printed. SQLite gives its -wal and -shm files the same mode."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
