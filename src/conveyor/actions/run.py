@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -25,6 +25,11 @@ from conveyor.errors import TerminalError
 from conveyor.model.template import TemplateError, render, render_tree
 
 SLICE_S = 0.1  # how often a running command looks at its cancel flag
+# What a task gets of the engine's environment without asking: enough to find programs and
+# behave (home, locale, time zone, temporary directory). Nothing else reaches it (the
+# database URL, tokens meant for other tasks) unless the task names it in `passEnv`.
+INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM")
+_VARIABLE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class RunSettings(ActionSettings):
@@ -32,6 +37,10 @@ class RunSettings(ActionSettings):
     command: str | None = None
     shell: bool = False
     env: dict[str, str] = Field(default_factory=dict)
+    passEnv: list[Annotated[str, Field(pattern=_VARIABLE)]] = Field(
+        default_factory=list,
+        description="names of the engine's environment variables the task also gets",
+    )
     workingDir: str | None = None
 
     @model_validator(mode="after")
@@ -48,7 +57,8 @@ class RunAction:
     Settings: ClassVar[type[ActionSettings]] = RunSettings
 
     def run(self, ctx: ActionContext) -> ActionResult:
-        env = {**os.environ, **ctx.env}
+        wanted = (*INHERITED, *(ctx.raw.get("passEnv") or []))
+        env = {name: os.environ[name] for name in wanted if name in os.environ} | dict(ctx.env)
         if ctx.raw.get("shell"):
             settings, argv = self._shell(ctx, env)
         else:
