@@ -338,3 +338,14 @@ def test_bad_settings_are_refused_at_apply(tmp_path: Path, clock: ManualClock) -
     with pytest.raises(DefinitionError, match="only http:// and https://"):
         apply_yaml(cv, BASE + bad)
     cv.close()
+
+
+def test_credentials_in_the_query_string_are_kept_out_of_the_output(
+    tmp_path: Path, server: Server
+) -> None:
+    query = "?token=t0k3n-value&X-Amz-Signature=abc123sig&page=2"
+    raw = {"method": "post", "url": f"{server.url}/shop/sync{query}", "headers": AUTH, "json": {}}
+    result = HttpAction().run(context(tmp_path, raw))
+    for where in (result.output, result.summary):
+        assert "t0k3n-value" not in where and "abc123sig" not in where
+        assert "token=***" in where and "X-Amz-Signature=***" in where and "page=2" in where

@@ -39,6 +39,9 @@ from conveyor.model.duration import check_limit, format_duration
 from conveyor.model.jsonpath import MISSING, PATH, find
 from conveyor.model.template import TemplateError, render, strings_in
 
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)^(.*token|.*key|.*secret|password|passwd|pwd|auth.*|code|sig|signature|x-amz-.*)$"
+)
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -171,6 +174,9 @@ def _request(ctx: ActionContext, secrets: list[str]) -> ActionResult:
         raise TerminalError(f"url: {exc}") from None
     if url.password:
         secrets.append(url.password)
+    # A signed link or an API key in the query string is a credential too: kept out of the
+    # stored output, summary and errors like a header's.
+    secrets += [v for k, v in url.params.multi_items() if v and _CREDENTIAL_PARAM.match(k)]
     if url.scheme not in ("http", "https") or not url.host:
         raise TerminalError(f"url {url}: only http:// and https:// URLs with a host")
     if ctx.cancel.is_set():
