@@ -202,6 +202,22 @@ def test_setting_what_is_already_there_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("n: 1\n", True),  # Python has True == 1: YAML does not
+        ("n: 1\n", "1"),
+        ("n: {a: 1}\n", {"a": True}),
+        ("n: [1, 2]\n", ["1", 2]),
+        ("n: {a: [0]}\n", {"a": [False]}),
+    ],
+)
+def test_a_change_of_kind_is_a_change_at_every_depth(text: str, value: Any) -> None:
+    doc = load(text)
+    assert set_path(doc, "n", value)
+    assert load(dump(doc))["n"] == value and not set_path(doc, "n", value)
+
+
+@pytest.mark.parametrize(
     ("path", "value", "message"),
     [
         ("images[5].newTag", "x", r"'images' has 2 item\(s\): there is no \[5\]"),

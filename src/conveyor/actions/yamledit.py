@@ -315,8 +315,15 @@ def _node(value: Any) -> Any:
 
 
 def _same(old: Any, new: Any) -> bool:
-    """Equal and of the same kind: "5" replacing 5 is a change (the type given wins)."""
-    return _kind(old) == _kind(new) and bool(old == new)
+    """Equal and of the same kind, at every depth: "5" replacing 5, or true replacing 1
+    inside a mapping, is a change (the type given wins; Python has True == 1)."""
+    if _kind(old) != _kind(new):
+        return False
+    if isinstance(old, dict):
+        return old.keys() == new.keys() and all(_same(old[k], new[k]) for k in old)
+    if isinstance(old, list):
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
+    return bool(old == new)
 
 
 def _kind(value: Any) -> str:
