@@ -347,3 +347,32 @@ def test_timeout_bounds_the_whole_copy(tmp_path: Path, src: str, dst: str) -> No
         )
     assert time.monotonic() - started < 5
     assert manifest_status(dst, "app", "v1") == 404
+
+
+@pytest.mark.parametrize("header", ["matching", "missing", "lying"])
+def test_a_registry_serving_another_manifest_for_a_digest_fails_the_copy(
+    tmp_path: Path, src: str, dst: str, header: str
+) -> None:
+    """Asked for app@D, a registry (or a proxy) answers with another image's manifest:
+    whatever its Docker-Content-Digest says, the bytes do not hash to D (issue 11)."""
+    wanted = make_image(src, "app", "v1", layers=1, workdir=tmp_path / "w1")
+    make_image(src, "app", "v2", layers=2, workdir=tmp_path / "w2")
+    other = inspect_raw(src, "app", "v2")
+    other_digest = inspect_digest(src, "app", "v2")
+    assert other_digest != wanted
+    claims = {"matching": other_digest, "missing": None, "lying": wanted}
+
+    def substitute(method: str, path: str, headers: Mapping[str, str]) -> Answer | None:
+        if method in ("GET", "HEAD") and path.endswith(f"/manifests/{wanted}"):
+            media = json.loads(other)["mediaType"]
+            answer = {"Content-Type": media}
+            if claims[header]:
+                answer["Docker-Content-Digest"] = str(claims[header])
+            return 200, answer, other if method == "GET" else b""
+        return None
+
+    with Proxy(src, intercept=substitute) as proxy, pytest.raises(TransferFailed) as info:
+        copy_image(parse(f"{proxy.host}/app@{wanted}"), parse(f"{dst}/app:v1"), insecure=True)
+    assert "digest mismatch" in str(info.value)
+    assert f"expected {wanted}" in str(info.value)
+    assert manifest_status(dst, "app", "v1") == 404
