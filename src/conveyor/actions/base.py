@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -96,3 +97,22 @@ def refuse_password(url: str, instead: str) -> str:
         masked = parts._replace(netloc=f"{parts.username}:***@{parts.hostname}").geturl()
         raise ValueError(f"the URL {masked} has a password or token in it: {instead}")
     return url
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """`text` with every secret replaced by `***`, in the forms it travels in too: as is,
+    base64 (HTTP basic authentication, Kubernetes secrets) and URL-encoded."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) < 4:  # too short to tell from ordinary text; never a real credential
+            continue
+        raw = secret.encode()
+        forms |= {
+            secret,
+            base64.b64encode(raw).decode().rstrip("="),
+            base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            quote(secret, safe=""),
+        }
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text

@@ -31,6 +31,7 @@ from conveyor.actions.base import (
     ActionSettings,
     refuse_password,
     rendered_settings,
+    scrub,
     truncate,
 )
 from conveyor.errors import ActionError, TerminalError, TransientError
@@ -156,11 +157,11 @@ class HttpAction:
         try:
             result = _request(ctx, secrets)
         except ActionError as exc:
-            raise type(exc)(_scrub(str(exc), secrets)) from None
+            raise type(exc)(scrub(str(exc), secrets)) from None
         except Exception as exc:  # whatever it says may hold a secret
-            raise TerminalError(_scrub(f"{type(exc).__name__}: {exc}", secrets)) from None
+            raise TerminalError(scrub(f"{type(exc).__name__}: {exc}", secrets)) from None
         return replace(
-            result, output=_scrub(result.output, secrets), summary=_scrub(result.summary, secrets)
+            result, output=scrub(result.output, secrets), summary=scrub(result.summary, secrets)
         )
 
 
@@ -261,9 +262,3 @@ def _same(a: Any, b: Any) -> bool:
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
