@@ -248,8 +248,10 @@ class Conveyor:
             return windows.windows_at(s, environment, product, at or self.clock.now())
 
     def verify_audit(self) -> tuple[int, list[str]]:
+        """The hash chain, then each release's status and labels against its events."""
         with self.store.session() as s:
-            return audit.verify(s)
+            count, problems = audit.verify(s)
+            return count, problems + audit.disagreements(s)
 
     def close(self) -> None:
         if self._engine is not None:

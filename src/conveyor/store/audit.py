@@ -91,6 +91,42 @@ def verify(session: Session) -> tuple[int, list[str]]:
     return count, problems
 
 
+def disagreements(session: Session) -> list[str]:
+    """Releases whose status or labels in their table are not what their events say: an
+    edit of the table alone (the chain cannot see it), or a release without its events."""
+    said: dict[str, dict[str, Any]] = {}
+    events = select(AuditRow.action, AuditRow.subject, AuditRow.after).where(
+        AuditRow.action.startswith("release.")
+    )
+    for action, subject, after in session.execute(events.order_by(AuditRow.id)):
+        state = said.setdefault(subject, {})
+        after = after or {}
+        if action == "release.create":
+            state.update(status="created", labels=after.get("labels", {}))
+        elif action == "release.recall":
+            state["status"] = "recalled"
+        elif "status" in after:
+            state["status"] = after["status"]
+        if action == "release.label":
+            state["labels"] = after.get("labels", {})
+    problems = []
+    for release in session.scalars(select(ReleaseRow).order_by(ReleaseRow.id)):
+        ref = f"{release.product}@{release.version}"
+        events_say = said.pop(ref, None)
+        if events_say is None or "status" not in events_say:
+            problems.append(f"release {ref}: no release.create event (added to the table?)")
+            continue
+        if events_say["status"] != release.status:
+            problems.append(
+                f"release {ref}: {release.status} in its table, {events_say['status']} by its "
+                "events (edited?)"
+            )
+        if events_say.get("labels", {}) != release.labels:
+            problems.append(f"release {ref}: its labels are not what its events set (edited?)")
+    problems += [f"release {ref}: in the events, not in the table (deleted?)" for ref in said]
+    return problems
+
+
 def task_subject(session: Session, row: TaskRunRow) -> str:
     """`shop@1.2.3/prod/step.deploy/web`: a task's events carry its release, so that
     `audit log --release` and `--env` find them."""
