@@ -121,6 +121,17 @@ def windows(
         out.print(f"  {w.describe()}  ({source})", markup=False, highlight=False)
 
 
+def metrics(ctx: typer.Context) -> None:
+    """Print the store's figures in the Prometheus text format (releases by status,
+    promotions by state, task runs, the longest wait, audit events, health reports).
+
+    \b
+    Example (node_exporter's textfile collector):
+      conveyor metrics > /var/lib/node_exporter/conveyor.prom
+    """
+    print(cv_of(ctx).metrics(), end="")
+
+
 @audit_app.command("log")
 def audit_log(
     ctx: typer.Context,
@@ -223,4 +234,5 @@ def audit_verify(ctx: typer.Context) -> None:
 def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(windows)
+    app.command()(metrics)
     app.add_typer(audit_app, name="audit")

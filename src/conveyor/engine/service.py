@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.engine import health as health_reports
-from conveyor.engine import overview, recall, releases, resources, rollback, wakeup, windows
+from conveyor.engine import (
+    metrics,
+    overview,
+    recall,
+    releases,
+    resources,
+    rollback,
+    wakeup,
+    windows,
+)
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
@@ -246,6 +255,11 @@ class Conveyor:
                 names = sorted(resources.products(s))
                 product = names[0] if len(names) == 1 else None
             return windows.windows_at(s, environment, product, at or self.clock.now())
+
+    def metrics(self) -> str:
+        """The Prometheus text exposition of what the store holds now."""
+        with self.store.session() as s:
+            return metrics.exposition(s, self.clock.now())
 
     def verify_audit(self) -> tuple[int, list[str]]:
         """The hash chain, then each release's status and labels against its events."""
