@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,10 @@ def prod(tmp_path: Path, quick_retries: None) -> Iterator[str]:
     """A second loopback registry, for production."""
     with registry(tmp_path / "registry-prod") as host:
         yield host
+
+
+# Who the CLI acts as in tests: the operating-system user.
+ME = f"local:{getpass.getuser()}"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import os
@@ -109,10 +110,9 @@ def conveyor(
     `process` the installed console script in a subprocess."""
     argv = [*(["--db", str(cwd / "conveyor.db")] if db else []), *args]
     if not process:
-        env = {"CONVEYOR_DATABASE_URL": None, "CONVEYOR_USER": "tester", **(extra_env or {})}
+        env = {"CONVEYOR_DATABASE_URL": None, **(extra_env or {})}
         return inprocess.run(cwd, argv, env)
     full = {k: v for k, v in os.environ.items() if k != "CONVEYOR_DATABASE_URL"}
-    full["CONVEYOR_USER"] = "tester"
     full.update(extra_env or {})
     return subprocess.run(
         [CONVEYOR, *argv], capture_output=True, text=True, cwd=cwd, env=full, timeout=60
@@ -130,7 +130,7 @@ class Cli:
         return self.runner.invoke(
             app,
             ["--db", str(self.root / "conveyor.db"), *args],
-            env={"CONVEYOR_USER": "tester", "CONVEYOR_DATABASE_URL": None},
+            env={"CONVEYOR_DATABASE_URL": None},
         )
 
     def __call__(self, *args: str) -> str:
@@ -537,7 +537,7 @@ def test_audit_verify_counts_events_and_detects_tampering(tmp_path: Path, cli: C
             "select count(*), group_concat(distinct actor) from audit_events"
         ).fetchone()
     con.close()
-    assert count > 0 and actors == "tester"
+    assert count > 0 and actors == f"local:{getpass.getuser()}"
 
     ok = cli("audit", "verify")
     assert ok.strip() == f"audit trail intact: {count} events"

@@ -25,6 +25,7 @@ from tests.cli.test_cli import (
     write_defs,
     yaml_docs,
 )
+from tests.conftest import ME
 
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -109,7 +110,7 @@ def test_apply_reads_stdin_and_get_yaml_applies_back_unchanged(tmp_path: Path, c
     everything = cli("get", "all", "-o", "wide")
     kinds = {line.split()[0] for line in lines_of(everything)[1:]}
     assert kinds == {"Product", "Environment", "PromotionFlow", "PromotionPolicy"}
-    assert "applied by" in everything and "tester" in everything
+    assert "applied by" in everything and ME in everything
 
 
 def test_a_missing_database_is_an_error_naming_it_and_nothing_is_created(
@@ -142,7 +143,8 @@ def test_json_is_camel_case_with_rfc3339_utc_times(tmp_path: Path, cli: Cli) -> 
     assert {"flowVersion", "createdAt", "releaseTasks"} <= set(view)
     assert {"startedAt", "finishedAt"} <= set(node) and RFC3339_Z.match(node["startedAt"])
     assert not [k for k in view if "_" in k]
-    (event, *_) = json.loads(cli("audit", "log", "-o", "json"))
+    (claim, event, *_) = json.loads(cli("audit", "log", "-o", "json"))
+    assert claim["action"] == "access.claim" and claim["actor"] == ME
     assert RFC3339_Z.match(event["at"]) and event["action"] == "apply"
     # yaml is the same data
     for args in (["release", "show", "shop@1.0.0"], ["release", "list"], ["status"]):
@@ -175,6 +177,7 @@ def test_status_shows_what_runs_where_and_what_is_on_its_way(tmp_path: Path, cli
 def test_audit_log_filters_by_release_environment_actor_and_time(tmp_path: Path, cli: Cli) -> None:
     released(cli, tmp_path)
     cli("run", "--until-idle")
+    cli("grant", "promoter", "--user", "alice")
     cli("--as", "alice", "release", "label", "shop@1.0.0", "qa-signoff=passed")
 
     def events(*args: str) -> list[dict[str, object]]:
@@ -188,7 +191,7 @@ def test_audit_log_filters_by_release_environment_actor_and_time(tmp_path: Path,
     in_qa = events("--env", "qa")
     assert in_qa and all("/qa" in str(e["subject"]) for e in in_qa)
     (by_alice,) = events("--actor", "alice")
-    assert by_alice["action"] == "release.label"
+    assert by_alice["action"] == "release.label" and by_alice["actor"] == f"{ME} as alice"
     assert events("--since", "1h") and not events("--since", "2999-01-01T00:00:00Z")
     assert len(events("--limit", "3")) == 3
     table = cli("audit", "log", "--actor", "alice")

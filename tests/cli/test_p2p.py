@@ -56,7 +56,7 @@ def conveyor(
     """The command with none of the p2p variables inherited, no docker config of the
     user's, and no colour forced: in this process, or with `process` in a subprocess."""
     drop = {*VARIABLES, "CONVEYOR_DATABASE_URL", "DOCKER_CONFIG", "FORCE_COLOR", "NO_COLOR"}
-    given = {"HOME": str(cwd), "CONVEYOR_USER": "tester", "COLUMNS": "200", **(env or {})}
+    given = {"HOME": str(cwd), "COLUMNS": "200", **(env or {})}
     if not process:
         return inprocess.run(cwd, args, {**dict.fromkeys(drop), **given})
     full = {k: v for k, v in os.environ.items() if k not in drop}

@@ -17,7 +17,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
 from conveyor.store.db import open_store
 from tests.cli.test_cli import Cli, applied, conveyor
-from tests.conftest import DIGEST
+from tests.conftest import DIGEST, ME
 
 HEADER = "time,environment,entity,node,live,state,version\n"
 STEADY = HEADER + "2026-01-05T09:00:00Z,qa,cluster-a,n1,true,HEALTHY,1.0.0\n"
@@ -151,7 +151,7 @@ def real_store(tmp_path: Path, clock: ManualClock) -> Conveyor:
     return Conveyor(
         open_store(f"sqlite:///{tmp_path / 'conveyor.db'}"),
         clock=clock,
-        actor="tester",
+        actor=ME,
         workdir=tmp_path,
     )
 

@@ -28,7 +28,7 @@ def test_the_tour_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.chdir(tmp_path)
-    shell = Shell(workspace, TOUR, {"CONVEYOR_DATABASE_URL": None, "CONVEYOR_USER": "me"})
+    shell = Shell(workspace, TOUR, {"CONVEYOR_DATABASE_URL": None})
     offset = ROOT.joinpath("README.md").read_text().index("## Five-minute tour")
     first_line = readme.count("\n", 0, offset)
     fixes: list[tuple[Command, list[str]]] = []

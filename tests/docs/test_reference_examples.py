@@ -26,7 +26,7 @@ def test_the_reference_sessions_run_on_the_demo(tmp_path: Path) -> None:
     page = (ROOT / "docs/reference.md").read_text()
     commands = sessions(page)
     assert any(c.compare for c in commands)
-    env = {"CONVEYOR_DATABASE_URL": str(tmp_path / "ws" / "conveyor.db"), "CONVEYOR_USER": "me"}
+    env = {"CONVEYOR_DATABASE_URL": str(tmp_path / "ws" / "conveyor.db")}
     shell = Shell(tmp_path / "ws", "/tmp/tour", env)
     shell.cwd = tmp_path / "ws"
     fixes: list[tuple[Command, list[str]]] = []

@@ -70,7 +70,7 @@ def test_upgrade_from_0003_marks_rollbacks_and_due_releases(tmp_path: Path) -> N
                 )
 
         upgrade(engine)
-        assert current(engine) == "0004"
+        assert current(engine) == "0005"
         with engine.connect() as connection:
             marked = dict(connection.execute(sa.text("SELECT id, rollback FROM promotions")).all())
             due = dict(connection.execute(sa.text("SELECT id, next_look_at FROM releases")).all())

@@ -19,6 +19,7 @@ from conveyor.store.url import database_url, sqlite_file
 
 if TYPE_CHECKING:
     from conveyor.engine.service import Conveyor
+    from conveyor.model.access import Identity
 
 # Piped output (CI logs, `make demo | tee`) keeps a readable width instead of 80 columns,
 # unless COLUMNS says how wide to draw.
@@ -30,9 +31,16 @@ err = Console(stderr=True, soft_wrap=True)
 class State:
     """The global options, and the Conveyor opened on first use."""
 
-    def __init__(self, db: str | None, actor: str) -> None:
-        self.url, self.actor = database_url(db), actor
+    def __init__(self, db: str | None, act_as: str | None = None) -> None:
+        self.url, self.act_as = database_url(db), act_as
         self._cv: Conveyor | None = None
+
+    def identity(self) -> Identity:
+        """The operating-system user, or whom an admin acts as (`--as`)."""
+        from conveyor.model.access import Identity
+
+        me = f"local:{login()}"
+        return Identity(self.act_as, real=me) if self.act_as else Identity(me)
 
     def database(self) -> Path | None:
         """The SQLite file to read, which must exist (None for a server database).
@@ -53,7 +61,7 @@ class State:
                 self.database()
             from conveyor.engine.service import Conveyor
 
-            self._cv = Conveyor.open(self.url, actor=self.actor)
+            self._cv = Conveyor.open(self.url, actor=self.identity())
         return self._cv
 
 

@@ -18,15 +18,22 @@ policy_app = typer.Typer(help="Look at promotion policies.", no_args_is_help=Tru
 
 
 def init(ctx: typer.Context) -> None:
-    """Create the database (at --db, $CONVEYOR_DATABASE_URL or ./conveyor.db).
+    """Create the database (at --db, $CONVEYOR_DATABASE_URL or ./conveyor.db); its first
+    user becomes its admin.
 
     \b
     Example:
       conveyor --db /var/lib/conveyor/conveyor.db init
     """
     state = state_of(ctx)
-    state.cv(create=True)
+    claimed = state.cv(create=True).claim()
     out.print(f"database ready: {state.url}", markup=False, highlight=False)
+    if claimed:
+        out.print(
+            f"{claimed} is its admin (`conveyor grant ROLE --user NAME` gives others roles)",
+            markup=False,
+            highlight=False,
+        )
 
 
 def apply(

@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from conveyor.cli import demo_files as f
+from conveyor.cli.common import login
 from conveyor.cli.render import release_view
 from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
@@ -103,7 +104,7 @@ def run_demo(directory: Path | None, out: Console) -> None:
     root.mkdir(parents=True, exist_ok=True)
     defs = write_workspace(root)
     db = root / "conveyor.db"
-    cv = Conveyor(open_store(f"sqlite:///{db}"), actor="demo", workdir=root)
+    cv = Conveyor(open_store(f"sqlite:///{db}"), actor=f"local:{login()}", workdir=root)
     out.print(f"[bold]Conveyor quick start[/bold] in {root}\n")
     for d, what in cv.apply([defs]):
         out.print(f"  {d.ref} {what}")

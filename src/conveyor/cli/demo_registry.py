@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from conveyor.cli.common import login
 from conveyor.cli.render import release_view
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError
@@ -95,7 +96,9 @@ def run_registry_demo(directory: Path | None, out: Console) -> None:
         )
         out.print(f"  built web:1.0.0 into {dev}/fast-feedback/web: {digest}\n")
         (root / "check.sh").write_text(CHECK_SH)
-        cv = Conveyor(open_store(f"sqlite:///{root / 'conveyor.db'}"), actor="demo", workdir=root)
+        cv = Conveyor(
+            open_store(f"sqlite:///{root / 'conveyor.db'}"), actor=f"local:{login()}", workdir=root
+        )
         try:
             cv.apply(docs=load_text(DEFINITIONS.format(dev=dev, prod=prod), "p2p.yaml"))
             cv.create_release("p2p-web", "1.0.0", {"web": f"{dev}/fast-feedback/web@{digest}"})

@@ -6,15 +6,14 @@ parts it uses when it runs (bench/cli.py holds `--help` and `get` under a quarte
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
-from conveyor.cli import definitions, engine, releases, status
-from conveyor.cli.common import State, err, login, out
+from conveyor.cli import access, definitions, engine, releases, status
+from conveyor.cli.common import State, err, out
 from conveyor.cli.errors import exit_code
 from conveyor.cli.health import health_app
 from conveyor.cli.help import words_not_types
@@ -91,7 +90,8 @@ def root(
         typer.Option(
             "--as",
             metavar="NAME",
-            help="Who you are, for the audit trail. Default $CONVEYOR_USER, then your login name.",
+            help="Act as another user, with their roles (admins only; the audit trail records "
+            "'local:YOU as NAME'). Without it you are local:LOGIN.",
         ),
     ] = None,
     version: Annotated[
@@ -105,13 +105,13 @@ def root(
 
     # httpx logs whole request URLs (upload sessions, signed storage links) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    who = actor or os.environ.get("CONVEYOR_USER") or login()
-    ctx.obj = State(db, who)
+    ctx.obj = State(db, actor)
 
 
 definitions.register(app)
 releases.register(app)
 status.register(app)
+access.register(app)
 engine.register(app)
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(health_app, name="health")

@@ -87,7 +87,7 @@ def simulate(
         start=parse_at(start, "--start"),
         span=duration,
         labels=pairs(label, "--label"),
-        actor=state.actor,
+        actor=state.identity().recorded,
     )
     if output != "text":
         dump(as_json(forecast), output)

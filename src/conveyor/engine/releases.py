@@ -365,3 +365,13 @@ def _newer_deployed(session: Session, release: ReleaseRow, environment: str) -> 
     )
     ahead = [v for v in versions if newer(v, release.version)]
     return max(ahead, key=parse_version) if ahead else None
+
+
+def entry_environments(session: Session, flow_name: str) -> list[str]:
+    """The environments of a flow's first nodes: where triggering it starts a promotion."""
+    flow, _, _ = resources.flow(session, flow_name)
+    envs = resources.environments(session)
+    graph, _ = build_graph(flow, envs.keys())
+    labels = {k: v for k, (_, v) in envs.items()}
+    roots = graph.levels()[0] if graph.nodes else []
+    return sorted({env for node in roots for env in graph.nodes[node].environments(labels)})

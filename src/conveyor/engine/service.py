@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
-from conveyor.engine import health as health_reports
 from conveyor.engine import (
+    access,
     metrics,
     overview,
     recall,
@@ -26,18 +26,20 @@ from conveyor.engine import (
     wakeup,
     windows,
 )
+from conveyor.engine import health as health_reports
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
 from conveyor.errors import DefinitionError, NotFound, Problem
 from conveyor.health.timeline import EntityHealth, HealthState
+from conveyor.model.access import Grant, Identity, Role, Scope
 from conveyor.model.kinds import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.model.window import Decision, WindowDef
 from conveyor.spec import Definition, SourceDoc, load_paths
 from conveyor.store import audit
 from conveyor.store.db import Store, open_store
-from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow
+from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow, TokenRow
 
 
 class Conveyor:
@@ -46,25 +48,38 @@ class Conveyor:
         store: Store,
         clock: Clock | None = None,
         registry: Registry | None = None,
-        actor: str = "anonymous",
+        actor: str | Identity = "anonymous",
         workdir: Path | None = None,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.registry = registry or default_registry()
-        self.actor = actor
+        self.identity = actor if isinstance(actor, Identity) else Identity(actor)
+        self.actor = self.identity.recorded
         self.workdir = workdir or Path.cwd()
         self._engine: Engine | None = None
         self._wake_path = wakeup.path_for(store.engine.url)
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """A unit of work that changes state; once committed, engines are woken."""
+    def _write(
+        self, role: Role | None, action: str, environment: str | None = None
+    ) -> Iterator[Session]:
+        """A unit of work that changes state, allowed to the caller if they hold `role` over
+        `environment` (None: every environment); once committed, engines are woken. With
+        role None, the method checks access itself (`_allow`)."""
         with self.store.session() as session:
+            if self.identity.real:
+                access.may_act_as(session, Identity(self.identity.real), self.clock.now())
+            if role is not None:
+                self._allow(session, role, action, environment)
             yield session
         wakeup.notify(self._wake_path)
         if self._engine is not None:
             self._engine.wake.set()
+
+    def _allow(self, s: Session, role: Role, action: str, environment: str | None = None) -> None:
+        labels = resources.environments(s).get(environment, (None, {}))[1] if environment else {}
+        access.authorize(s, self.identity, role, action, self.clock.now(), environment, labels)
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> Conveyor:
@@ -76,7 +91,7 @@ class Conveyor:
         self, paths: list[str | Path] | None = None, docs: list[SourceDoc] | None = None
     ) -> list[tuple[Definition, str]]:
         docs = docs if docs is not None else load_paths(paths or [])
-        with self._write() as s:
+        with self._write(Role.ADMIN, "apply definitions") as s:
             return resources.apply(s, docs, self.registry, self.actor, self.clock.now())
 
     def get(self, kind: str, name: str | None = None) -> list[resources.Current]:
@@ -87,7 +102,7 @@ class Conveyor:
             return resources.list_current(s, kind)
 
     def delete(self, kind: str, name: str) -> int:
-        with self._write() as s:
+        with self._write(Role.ADMIN, "delete definitions") as s:
             return resources.delete(s, canonical_kind(kind), name, self.actor, self.clock.now())
 
     def explain(self, product: str, environment: str) -> MergedPolicy:
@@ -107,27 +122,30 @@ class Conveyor:
         artifacts: dict[str, str],
         labels: dict[str, str] | None = None,
     ) -> ReleaseRow:
-        with self._write() as s:
+        with self._write(Role.PROMOTER, "create releases") as s:
             return releases.create(
                 s, product, version, artifacts, labels or {}, self.actor, self.clock.now()
             )
 
     def trigger(self, flow: str, ref: str) -> ReleaseRow:
-        with self._write() as s:
-            return releases.trigger(s, flow, releases.find(s, ref), self.actor, self.clock.now())
+        with self._write(None, "trigger") as s:
+            release = releases.find(s, ref)
+            for env in releases.entry_environments(s, flow):
+                self._allow(s, Role.PROMOTER, f"trigger flow {flow}", env)
+            return releases.trigger(s, flow, release, self.actor, self.clock.now())
 
     def label(self, ref: str, labels: dict[str, str], remove: list[str] | None = None) -> None:
-        with self._write() as s:
+        with self._write(Role.PROMOTER, "label releases") as s:
             releases.set_labels(
                 s, releases.find(s, ref), labels, remove or [], self.actor, self.clock.now()
             )
 
     def retry(self, ref: str) -> list[str]:
-        with self._write() as s:
+        with self._write(Role.PROMOTER, "retry releases") as s:
             return releases.retry(s, releases.find(s, ref), self.actor, self.clock.now())
 
     def terminate(self, ref: str) -> None:
-        with self._write() as s:
+        with self._write(Role.PROMOTER, "terminate releases") as s:
             releases.terminate(s, releases.find(s, ref), self.actor, self.clock.now())
 
     def recall(self, ref: str, reason: str) -> bool:
@@ -136,11 +154,11 @@ class Conveyor:
             raise DefinitionError(
                 Problem("a recall needs a reason: say why", "command line", None, "--reason")
             )
-        with self._write() as s:
+        with self._write(Role.PROMOTER, "recall releases") as s:
             return recall.recall(s, releases.find(s, ref), reason, self.actor, self.clock.now())
 
     def rollback(self, environment: str, to: str, revert: bool = False) -> PromotionRow:
-        with self._write() as s:
+        with self._write(Role.PROMOTER, "roll back", environment) as s:
             return rollback.rollback(s, environment, to, revert, self.actor, self.clock.now())
 
     def show(self, ref: str) -> ReleaseView:
@@ -168,7 +186,7 @@ class Conveyor:
     ) -> bool:
         """Record a node's health report (at `at`, default now); False if already recorded."""
         now = self.clock.now()
-        with self._write() as s:
+        with self._write(Role.REPORTER, "report health", environment) as s:
             return health_reports.record(
                 s, environment, entity, node, at or now, live, state, version, now
             )
@@ -218,6 +236,65 @@ class Conveyor:
                 "ENVIRONMENT|ENTITY",
             )
         )
+
+    # --- users, grants, tokens ------------------------------------------------------------
+
+    def claim(self) -> str | None:
+        """Become the admin of a store nobody administers yet; your name if you did."""
+        with self.store.session() as s:
+            claimed = access.claim_if_unowned(s, self.identity, self.clock.now())
+        return self.identity.user if claimed else None
+
+    def whoami(self) -> tuple[Identity, list[str], list[Grant]]:
+        with self.store.session() as s:
+            return (
+                self.identity,
+                access.groups_of(s, self.identity.user),
+                access.grants_of(s, self.identity),
+            )
+
+    def add_user(self, name: str, groups: list[str]) -> None:
+        with self._write(Role.ADMIN, "add users") as s:
+            access.add_user(s, name, groups, self.actor, self.clock.now())
+
+    def remove_user(self, name: str) -> None:
+        with self._write(Role.ADMIN, "remove users") as s:
+            access.remove_user(s, name, self.actor, self.clock.now())
+
+    def users(self) -> list[tuple[str, list[str]]]:
+        with self.store.session() as s:
+            return access.users(s)
+
+    def grant(self, subject: str, role: Role, scope: Scope) -> int:
+        with self._write(Role.ADMIN, "grant roles") as s:
+            return access.grant(s, subject, role, scope, self.actor, self.clock.now())
+
+    def revoke(self, grant_id: int) -> None:
+        with self._write(Role.ADMIN, "revoke roles") as s:
+            access.revoke(s, grant_id, self.actor, self.clock.now())
+
+    def grants(self) -> list[Grant]:
+        with self.store.session() as s:
+            return access.all_grants(s)
+
+    def create_token(
+        self, user: str, lifetime: timedelta, description: str = ""
+    ) -> tuple[int, str]:
+        with self._write(Role.ADMIN, "create tokens") as s:
+            return access.create_token(s, user, lifetime, description, self.actor, self.clock.now())
+
+    def revoke_token(self, token_id: int) -> None:
+        with self._write(Role.ADMIN, "revoke tokens") as s:
+            access.revoke_token(s, token_id, self.actor, self.clock.now())
+
+    def tokens(self) -> list[TokenRow]:
+        with self.store.session() as s:
+            return access.tokens(s)
+
+    def identify(self, token: str) -> Identity:
+        """The user an API token stands for (the server calls this for each request)."""
+        with self.store.session() as s:
+            return access.identify(s, token, self.clock.now())
 
     # --- the engine and the audit trail ------------------------------------------------
 

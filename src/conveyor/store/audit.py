@@ -162,8 +162,14 @@ def events(
                 AuditRow.subject.contains("/" + environment + "/", autoescape=True),
             )
         )
-    if actor:
-        q = q.where(AuditRow.actor == actor)
+    if actor:  # "local:root as alice" is both local:root's and alice's
+        q = q.where(
+            or_(
+                AuditRow.actor == actor,
+                AuditRow.actor.endswith(" as " + actor, autoescape=True),
+                AuditRow.actor.startswith(actor + " as ", autoescape=True),
+            )
+        )
     if since:
         q = q.where(AuditRow.at >= since)
     newest = list(session.scalars(q.order_by(AuditRow.id.desc()).limit(limit)))

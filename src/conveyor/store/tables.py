@@ -269,3 +269,84 @@ class HealthReportRow(Base):
     def state(self) -> str | None:
         """The HealthState name, or None for a report of liveness only."""
         return None if self.state_code is None else HEALTH_STATE_NAMES[self.state_code]
+
+
+class UserRow(Base):
+    """A user known to the store: the target of grants, group memberships and tokens."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class GroupMemberRow(Base):
+    __tablename__ = "group_members"
+
+    group: Mapped[str] = mapped_column("group_name", String(200), primary_key=True)
+    user: Mapped[str] = mapped_column(
+        String(200), ForeignKey("users.name", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class GrantRow(Base):
+    """A role given to `user:NAME` or `group:NAME` over some environments (none: all)."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(210), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    environments: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    env_labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    granted_at: Mapped[datetime]
+    granted_by: Mapped[str] = mapped_column(String(200))
+
+
+class TokenRow(Base):
+    """An API token: only its SHA-256 is kept; the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(String(200), ForeignKey("users.name", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApprovalRow(Base):
+    """One person's verdict on one promotion; a person gives at most one."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("promotion_id", "user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotions.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(200))
+    # The groups the user was in when approving: a rule counts what was true then.
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    verdict: Mapped[str] = mapped_column(String(10))  # approve | reject
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    """A notification to deliver to one sink; written in the transaction of its event, so a
+    crash between the event and the delivery loses nothing."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sink: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,182 @@
+"""Who may do what: every write checks a role over a scope; refusals name both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conveyor.clock import ManualClock
+from conveyor.engine.service import Conveyor
+from conveyor.errors import DefinitionError, Forbidden
+from conveyor.model.access import Identity, Role, Scope
+from conveyor.store.tables import AuditRow
+from tests.conftest import BASE, DIGEST, apply_yaml
+
+FLOW = """
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {name: main}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments:
+    - {name: qa, dependsOn: [dev]}
+    - {name: prod, dependsOn: [qa]}
+"""
+
+WEB = {"web": f"registry.local/web@{DIGEST}"}
+
+
+@pytest.fixture
+def admin(cv: Conveyor) -> Conveyor:
+    apply_yaml(cv, BASE + "---" + FLOW)  # the first writer claims the new store: admin
+    return cv
+
+
+def as_user(admin: Conveyor, name: str, groups: frozenset[str] = frozenset()) -> Conveyor:
+    return Conveyor(admin.store, admin.clock, admin.registry, Identity(name, groups, local=False))
+
+
+# Each write, what it needs (role, environment or None for every environment), and a call.
+Write = Callable[[Conveyor, int], object]
+WRITES: dict[str, tuple[Role, str | None, Write]] = {
+    "apply": (Role.ADMIN, None, lambda c, _: apply_yaml(c, BASE)),
+    "create": (Role.PROMOTER, None, lambda c, n: c.create_release("shop", f"1.0.{n}", WEB)),
+    "trigger dev": (Role.PROMOTER, "dev", lambda c, n: c.trigger("main", f"shop@0.0.{n}")),
+    "label": (Role.PROMOTER, None, lambda c, n: c.label(f"shop@0.0.{n}", {"k": "v"})),
+    "roll back prod": (Role.PROMOTER, "prod", lambda c, _: c.rollback("prod", "shop@0.0.0")),
+    "report qa": (
+        Role.REPORTER,
+        "qa",
+        lambda c, _: c.report_health("qa", "e", "n1", True, "HEALTHY", "0.0.0"),
+    ),
+    "add user": (Role.ADMIN, None, lambda c, n: c.add_user(f"u{n}", [])),
+    "grant": (Role.ADMIN, None, lambda c, _: c.grant("user:x", Role.VIEWER, Scope())),
+}
+
+SCOPES = {
+    "everywhere": Scope(),
+    "dev": Scope(("dev",)),
+    "qa": Scope(("qa",)),
+    "tier=prod": Scope(labels=(("tier", "prod"),)),
+}
+SCOPE_COVERS = {
+    "everywhere": {None, "dev", "qa", "prod"},
+    "dev": {"dev"},
+    "qa": {"qa"},
+    "tier=prod": {"prod"},
+}
+IMPLIED = {
+    Role.ADMIN: set(Role),
+    Role.PROMOTER: {Role.PROMOTER},
+    Role.APPROVER: set(),
+    Role.REPORTER: {Role.REPORTER},
+    Role.VIEWER: set(),
+}
+
+
+@pytest.mark.parametrize("scope", sorted(SCOPES))
+@pytest.mark.parametrize("role", [r for r in Role])
+def test_role_action_scope_matrix(admin: Conveyor, role: Role, scope: str) -> None:
+    for n in range(len(WRITES)):
+        admin.create_release("shop", f"0.0.{n}", WEB)
+    admin.add_user("alice", [])
+    grant = admin.grant("user:alice", role, SCOPES[scope])
+    alice = as_user(admin, "alice")
+    for n, (name, (needs, env, call)) in enumerate(WRITES.items()):
+        allowed = needs in IMPLIED[role] and env in SCOPE_COVERS[scope]
+        if allowed:
+            try:
+                call(alice, n)
+            except Forbidden as exc:  # pragma: no cover - the assertion says which
+                pytest.fail(f"{role} over {scope} refused {name}: {exc}")
+            except Exception:
+                pass
+            continue
+        with pytest.raises(Forbidden) as refused:
+            call(alice, n)
+        where = f"environment {env}" if env else "every environment"
+        assert "alice may not" in str(refused.value)
+        assert f"the role {needs} over {where}" in str(refused.value), name
+    assert grant > 1
+
+
+def test_a_group_grant_counts_for_its_members_from_the_store_and_from_the_login(
+    admin: Conveyor,
+) -> None:
+    admin.grant("group:releasers", Role.PROMOTER, Scope())
+    admin.add_user("bob", ["releasers"])
+    as_user(admin, "bob").create_release("shop", "1.0.0", WEB)
+    as_user(admin, "carol", frozenset({"releasers"})).create_release("shop", "1.0.1", WEB)
+    with pytest.raises(Forbidden, match="dave may not create releases"):
+        as_user(admin, "dave").create_release("shop", "1.0.2", WEB)
+
+
+def test_acting_as_another_user_is_for_admins_and_is_recorded_as_both(admin: Conveyor) -> None:
+    admin.add_user("alice", [])
+    admin.grant("user:alice", Role.PROMOTER, Scope())
+    impersonated = Identity("alice", real="tester")
+    Conveyor(admin.store, admin.clock, admin.registry, impersonated).create_release(
+        "shop", "1.0.0", WEB
+    )
+    with admin.store.session() as s:
+        last = s.scalars(select(AuditRow).order_by(AuditRow.id.desc())).first()
+        assert last is not None and last.actor == "tester as alice"
+    # alice is no admin: she cannot act as anyone
+    with pytest.raises(Forbidden, match="alice may not act as another user"):
+        Conveyor(admin.store, admin.clock, admin.registry, Identity("bob", real="alice")).label(
+            "shop@1.0.0", {"k": "v"}
+        )
+    # acting as alice gives alice's roles, not the admin's
+    with pytest.raises(Forbidden, match="alice may not apply definitions"):
+        apply_yaml(Conveyor(admin.store, admin.clock, admin.registry, impersonated), BASE)
+
+
+def test_a_new_store_is_claimed_by_its_first_local_writer_only(cv: Conveyor) -> None:
+    remote = Conveyor(cv.store, cv.clock, cv.registry, Identity("mallory", local=False))
+    with pytest.raises(Forbidden, match="mallory may not apply"):
+        apply_yaml(remote, BASE)
+    apply_yaml(cv, BASE)
+    assert [(g.subject, g.role) for g in cv.grants()] == [("user:tester", Role.ADMIN)]
+    with pytest.raises(Forbidden):
+        apply_yaml(Conveyor(cv.store, cv.clock, cv.registry, "local:other"), BASE)
+
+
+def test_the_last_admin_over_everything_cannot_be_revoked(admin: Conveyor) -> None:
+    (only,) = admin.grants()
+    with pytest.raises(DefinitionError, match="last admin grant"):
+        admin.revoke(only.id)
+    admin.add_user("root2", [])
+    second = admin.grant("user:root2", Role.ADMIN, Scope())
+    admin.revoke(only.id)
+    assert [g.id for g in admin.grants()] == [second]
+
+
+def test_tokens_are_shown_once_stored_hashed_and_expire_or_are_revoked(
+    admin: Conveyor, clock: ManualClock
+) -> None:
+    admin.add_user("ci", [])
+    token_id, token = admin.create_token("ci", timedelta(days=1), "pipeline")
+    assert admin.identify(token) == Identity("ci", local=False)
+    with admin.store.session() as s:
+        dumped = "\n".join(str(r) for r in s.execute(select(AuditRow.after, AuditRow.before)))
+    assert token not in dumped
+    db = admin.store.engine.url.database
+    assert db is not None
+    assert token.encode() not in Path(db).read_bytes()
+    with pytest.raises(Forbidden, match="unknown, expired or revoked"):
+        admin.identify(token + "x")
+    clock.advance(timedelta(days=1))
+    with pytest.raises(Forbidden, match="unknown, expired or revoked"):
+        admin.identify(token)
+    _, second = admin.create_token("ci", timedelta(days=30))
+    admin.revoke_token(token_id + 1)
+    with pytest.raises(Forbidden):
+        admin.identify(second)
+    with pytest.raises(DefinitionError, match="at most 366 days"):
+        admin.create_token("ci", timedelta(days=400))
