@@ -175,9 +175,9 @@ def test_unknown_gate_kind(base: Conveyor) -> None:
     text = STAGING + policy("""
         gates:
           - timed: {duration: 1h}
-          - approval: {count: 2}
+          - aproval: {count: 2}
     """)
-    check(base, text, "spec.gates[1].approval", "approval", "approval", "timed")
+    check(base, text, "spec.gates[1].aproval", "aproval", "approval", "timed")
 
 
 def test_gate_written_with_two_kinds(base: Conveyor) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
-from conveyor.engine import health, resources
+from conveyor.engine import decisions, health, resources
 from conveyor.engine.reportcache import ReportCache
 from conveyor.errors import NotFound
 from conveyor.gates import GateContext
@@ -129,4 +129,9 @@ def gate_context(
         environments={name: labels for name, (_, labels) in envs.items()},
         entity_health=entity_health,
         health_rules=health.rules_of(product),
+        decisions=lambda: decisions.decisions(session, promotion.id),
+        release_actors=lambda: decisions.release_actors(session, release),
+        production=envs[promotion.environment][0].type == "production"
+        if promotion.environment in envs
+        else False,
     )

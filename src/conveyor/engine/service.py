@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from conveyor.clock import Clock, SystemClock
 from conveyor.engine import (
     access,
+    approvals,
     metrics,
     overview,
     recall,
@@ -171,6 +172,44 @@ class Conveyor:
             if product:
                 q = q.where(ReleaseRow.product == product)
             return list(s.scalars(q))
+
+    # --- people's decisions -----------------------------------------------------------------
+
+    def approve(self, promotion: str, comment: str = "") -> None:
+        self._decide(promotion, "approve", comment)
+
+    def reject(self, promotion: str, comment: str = "") -> None:
+        """End the promotion `rejected`; the promotions after it in the flow are skipped."""
+        self._decide(promotion, "reject", comment)
+
+    def _decide(self, ref: str, verdict: str, comment: str) -> None:
+        with self._write(None, verdict) as s:
+            release, promotion = approvals.find(s, ref)
+            self._allow(s, Role.APPROVER, f"{verdict} promotions", promotion.environment)
+            groups = sorted(set(access.groups_of(s, self.identity.user)) | self.identity.groups)
+            who = approvals.Decider(self.identity, groups)
+            approvals.record_decision(
+                s, release, promotion, who, verdict, comment, self.clock.now()
+            )
+
+    def override_window(self, ref: str, reason: str) -> None:
+        """Let one promotion through its closed windows (those with manualOverride)."""
+        if not reason.strip():
+            raise DefinitionError(
+                Problem("an override needs a reason: say why", "command line", None, "--reason")
+            )
+        with self._write(None, "override windows") as s:
+            release, promotion = approvals.find(s, ref)
+            self._allow(s, Role.ADMIN, "override windows", promotion.environment)
+            approvals.override_window(
+                s, release, promotion, self.identity, reason, self.clock.now()
+            )
+
+    def approvals(self) -> list[tuple[str, str, str]]:
+        """What waits for the caller's approval: (promotion, what it waits for, since)."""
+        with self.store.session() as s:
+            groups = sorted(set(access.groups_of(s, self.identity.user)) | self.identity.groups)
+            return approvals.waiting_for(s, self.identity, groups)
 
     # --- health --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from conveyor.health.timeline import EntityHealth, Weekends
+from conveyor.model.approval import Approval
 from conveyor.model.gate import GateResult
 from conveyor.model.release import ReleaseInfo
 
@@ -49,6 +50,11 @@ class GateContext:
     # that never reported included, with no soak).
     entity_health: Callable[[str], dict[str, EntityHealth]] = _no_health
     health_rules: HealthRules = field(default_factory=HealthRules)
+    # This promotion's approvals, rejections and window overrides; read only when asked.
+    decisions: Callable[[], list[Approval]] = lambda: []
+    # Who created, triggered or labelled the release (for separation of duties).
+    release_actors: Callable[[], frozenset[str]] = lambda: frozenset()
+    production: bool = False  # the environment's type is production
 
     def default_places(self) -> list[str]:
         """Where a gate looks when its settings name no environment: the upstream

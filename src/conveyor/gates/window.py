@@ -10,7 +10,7 @@ from pydantic import Field
 
 from conveyor.gates.base import GateContext, GateSettings
 from conveyor.model.gate import GateResult, Pass, Wait
-from conveyor.model.window import WindowDef, decide
+from conveyor.model.window import WindowDef, decide, overridable
 
 
 class WindowSettings(GateSettings):
@@ -26,6 +26,9 @@ class WindowGate:
         if decision.open:
             # A verification gate passed now may close later: nothing to look at again.
             return Pass(decision.reason)
+        override = next((d for d in ctx.decisions() if d.verdict == "override"), None)
+        if override is not None and overridable(settings.windows, decision):
+            return Pass(f"{decision.reason}; overridden by {override.user}: {override.comment}")
         opening = decision.next_opening
         when = f"; opens {opening:%Y-%m-%d %H:%M} UTC" if opening else "; no opening within a year"
         return Wait(decision.reason + when, opening)

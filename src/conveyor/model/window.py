@@ -37,6 +37,8 @@ class WindowDef(BaseModel):
         WithJsonSchema({"type": "string", "pattern": r"^(\d+(w|d|h|m|s))+$", "examples": ["8h"]}),
     ]
     timeZone: str = "UTC"
+    # An admin may push one promotion through while this window keeps it out, with a reason.
+    manualOverride: bool = False
 
     @field_validator("schedule")
     @classmethod
@@ -101,6 +103,16 @@ def decide(windows: list[WindowDef], at: datetime) -> Decision:
     if now.open:
         return now
     return Decision(False, now.reason, now.window, now.until, next_opening(windows, at))
+
+
+def overridable(windows: list[WindowDef], decision: Decision) -> bool:
+    """Whether an admin's override may open what `decision` closes: the deny window that
+    decides allows overrides, or (outside every allow window) every allow window does."""
+    if decision.open:
+        return True
+    if decision.window is not None:
+        return decision.window.manualOverride
+    return all(w.manualOverride for w in windows if w.kind == "allow")
 
 
 def decide_now(windows: list[WindowDef], at: datetime) -> Decision:
