@@ -16,7 +16,8 @@ Conventions, for doc authors (the markers are HTML comments: GitHub does not sho
 
 Commands are `conveyor ...` (run in this process, as the console script runs it), `git
 ...` (a real git, argument list, no shell) and `cd DIR`. Paths under the page's
-workspace (the README's `/tmp/tour`) are mapped to the test's temporary directory.
+workspace (the README's `/tmp/tour`) are mapped to the test's temporary directory, and
+the login name of whoever runs the tests to `you` (`local:you`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.cli import inprocess
+from tests.conftest import ME
 
 FENCE = re.compile(r"(?:<!-- (?P<marker>[^>]*?) -->\n)?```[a-z]*\n(?P<body>.*?)```", re.S)
 ELLIPSIS = "..."
@@ -134,6 +136,7 @@ class Shell:
         else:
             raise AssertionError(f"line {command.line}: cannot run {argv[0]!r} here")
         said = (done.stdout + done.stderr).replace(str(self.root), self.workspace)
+        said = said.replace(ME, "local:you")
         return [line for line in said.splitlines()]
 
     def check(self, command: Command, page: str, fixes: list[tuple[Command, list[str]]]) -> None:

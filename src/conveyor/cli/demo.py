@@ -18,6 +18,7 @@ from conveyor.cli.render import release_view
 from conveyor.engine.registry import default_registry
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError
+from conveyor.model.access import Identity, Role, Scope
 from conveyor.spec.schema import all_kinds_schema
 from conveyor.store.db import open_store
 
@@ -99,6 +100,22 @@ def fake_digest(app: str, version: str) -> str:
     return "sha256:" + hashlib.sha256(f"{app}:{version}".encode()).hexdigest()
 
 
+def approve_production(cv: Conveyor, ref: str, out: Console) -> None:
+    """Production waits for a release manager: the demo makes one, who approves."""
+    waiting = [n.environment for n in cv.show(ref).nodes if n.state == "waiting"]
+    if "ada" not in dict(cv.users()):
+        cv.add_user("ada", ["release-managers"])
+        cv.grant("group:release-managers", Role.APPROVER, Scope(labels=(("tier", "prod"),)))
+    ada = Conveyor(cv.store, cv.clock, cv.registry, Identity("ada", local=False), cv.workdir)
+    for env in waiting:
+        ada.approve(f"{ref}/{env}", "demo: looks good")
+    out.print(
+        f"  {', '.join(waiting)} waited for a release manager's approval; "
+        "ada (group release-managers) approved\n"
+    )
+    cv.run_until_idle()
+
+
 def run_demo(directory: Path | None, out: Console) -> None:
     root = (directory or Path(tempfile.mkdtemp(prefix="conveyor-demo-"))).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -119,6 +136,7 @@ def run_demo(directory: Path | None, out: Console) -> None:
     cv.trigger(FLOW, ref)
     out.print(f"\n  release {ref} created and triggered on {FLOW}; running ...\n")
     cv.run_until_idle()
+    approve_production(cv, ref, out)
     view = cv.show(ref)
     out.print(release_view(view, cv.clock.now(), width=out.width))
     prods = [n for n in view.nodes if n.environment.startswith("prod")]

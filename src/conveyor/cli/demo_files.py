@@ -26,6 +26,11 @@ spec:
   description: Three applications released together.
   # Health counts weekday time only by default; the demo must run on a Saturday too.
   rolloutCriteria: {weekendDays: []}
+  # The maintenance window (seed 001): promotions start only while it is open. Every day,
+  # all day, so that the demo runs at any hour; a team would narrow it, e.g. schedule
+  # "0 22 * * 1-5", duration 4h, timeZone Europe/Berlin.
+  windows:
+    - {kind: allow, schedule: "0 0 * * *", duration: 1d}
   artifacts:
     - {name: web, type: image, repository: registry.local/demo-trioapp/web}
     - {name: api, type: image, repository: registry.local/demo-trioapp/api}
@@ -96,6 +101,8 @@ spec:
         entities: {{environments: [qa]}}
         promoteWhenHealthy: {{entities: 1, soak: 1s}}
         recallWhenUnhealthy: {{entities: 1, soak: 0s}}
+    - approval:               # and a release manager's yes (not the one who made the release)
+        require: [{{group: release-managers}}]
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy

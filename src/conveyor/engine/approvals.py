@@ -18,7 +18,7 @@ from conveyor.errors import Conflict, DefinitionError, Forbidden, NotFound, Prob
 from conveyor.gates.approval import ApprovalSettings
 from conveyor.gates.window import WindowSettings
 from conveyor.model.access import Identity
-from conveyor.model.approval import counts_for_some_rule, people
+from conveyor.model.approval import acting, counts_for_some_rule
 from conveyor.model.flow import build_graph
 from conveyor.model.plan import build_plan
 from conveyor.model.states import PromotionState as P
@@ -100,9 +100,8 @@ def record_decision(
         wanted = "; ".join(str(r) for g in gates for r in g.rules())
         raise Forbidden(f"{user}'s {verdict} would count for no rule of {ref}: it needs {wanted}")
     production = _is_production(session, promotion.environment)
-    involved = {p for a in release_actors(session, release) for p in people(a)}
-    me = people(who.identity.recorded)
-    if any(g.separated(production) for g in gates) and me & involved:
+    involved = {acting(a) for a in release_actors(session, release)}
+    if any(g.separated(production) for g in gates) and user in involved:
         raise Forbidden(
             f"{user} created, triggered or labelled {release.product}@{release.version}: "
             f"separation of duties says someone else must {verdict} {ref}"

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field, PlainSerializer, WithJsonSchema, field_validator, model_validator
 
 from conveyor.gates.base import GateContext, GateSettings
-from conveyor.model.approval import Rule, people, tally
+from conveyor.model.approval import Rule, acting, tally
 from conveyor.model.duration import format_duration, parse_duration
 from conveyor.model.gate import GateResult, Pass, Wait
 
@@ -71,7 +71,7 @@ class ApprovalGate:
     def evaluate(self, settings: ApprovalSettings, ctx: GateContext) -> GateResult:
         excluded: frozenset[str] = frozenset()
         if settings.separated(ctx.production):
-            excluded = frozenset(p for a in ctx.release_actors() for p in people(a))
+            excluded = frozenset(acting(a) for a in ctx.release_actors())
         result = tally(settings.rules(), ctx.decisions(), ctx.now, settings.expiresAfter, excluded)
         if result.met:
             # An expiring approval must still hold when the promotion starts: look again then.
