@@ -114,11 +114,7 @@ def record_decision(
         comment=comment,
         at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        raise Conflict(f"{user} has already decided on {ref}: one decision a person") from None
+    _add(session, ref, row)
     actor = who.identity.recorded
     audit.append(
         session,
@@ -131,6 +127,16 @@ def record_decision(
     if verdict == "reject":
         _reject(session, release, promotion, actor, comment, now)
     due.mark(session, release, now)
+
+
+def _add(session: Session, ref: str, row: ApprovalRow) -> None:
+    """One decision a person on a promotion: the table's unique key says so, even when
+    two people's commands race."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise Conflict(f"{row.user} has already decided on {ref}: one decision a person") from None
 
 
 def _is_production(session: Session, environment: str) -> bool:
@@ -175,19 +181,18 @@ def override_window(
         decision = decide(g.windows, now)
         if not overridable(g.windows, decision):
             raise Forbidden(f"{ref}: {decision.reason}, and that window has no manualOverride")
-    row = ApprovalRow(
-        promotion_id=promotion.id,
-        user=identity.user,
-        groups=[],
-        verdict="override",
-        comment=reason,
-        at=now,
+    _add(
+        session,
+        ref,
+        ApprovalRow(
+            promotion_id=promotion.id,
+            user=identity.user,
+            groups=[],
+            verdict="override",
+            comment=reason,
+            at=now,
+        ),
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        raise Conflict(f"{identity.user} has already decided on {ref}") from None
     audit.append(session, now, identity.recorded, "window.override", ref, after={"reason": reason})
     due.mark(session, release, now)
 
