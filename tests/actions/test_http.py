@@ -36,6 +36,7 @@ def server(argo: Argo, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ARGOCD_TOKEN", TOKEN)
+    monkeypatch.setenv("CONVEYOR_SECRET_ENV", "OTHER, ARGOCD_TOKEN")
     srv = Server(argo)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -279,6 +280,19 @@ def test_a_header_variable_that_is_not_set_is_terminal(
 ) -> None:
     monkeypatch.delenv("ARGOCD_TOKEN")
     with pytest.raises(TerminalError, match=r"environment variable ARGOCD_TOKEN .* is not set"):
+        HttpAction().run(context(tmp_path, {"url": f"{server.url}/shop", "headers": AUTH}))
+
+
+def test_only_variables_the_operator_declared_can_be_read(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_DATABASE_URL", "postgresql://conveyor:s3cret@db/conveyor")
+    headers = {"Authorization": "Bearer ${env:CONVEYOR_DATABASE_URL}"}
+    with pytest.raises(TerminalError, match=r"CONVEYOR_DATABASE_URL .* is not declared") as err:
+        HttpAction().run(context(tmp_path, {"url": f"{server.url}/shop", "headers": headers}))
+    assert "s3cret" not in str(err.value)
+    monkeypatch.delenv("CONVEYOR_SECRET_ENV")
+    with pytest.raises(TerminalError, match=r"ARGOCD_TOKEN .* is not declared"):
         HttpAction().run(context(tmp_path, {"url": f"{server.url}/shop", "headers": AUTH}))
 
 

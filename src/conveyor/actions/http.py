@@ -43,6 +43,7 @@ from conveyor.model.template import TemplateError, render, strings_in
 _CREDENTIAL_PARAM = re.compile(
     r"(?i)^(.*token|.*key|.*secret|password|passwd|pwd|auth.*|code|sig|signature|x-amz-.*)$"
 )
+SECRET_ENV = "CONVEYOR_SECRET_ENV"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -222,12 +223,21 @@ def _request(ctx: ActionContext, secrets: list[str]) -> ActionResult:
 def _headers(written: Mapping[str, str], ctx: ActionContext, secrets: list[str]) -> dict[str, str]:
     """Template the literal pieces; put environment values between them, unrendered."""
     env = {**os.environ, **ctx.env}
+    # Only the variables the operator declared: a policy author must not read the engine's
+    # database URL or another team's token by naming it.
+    declared = {n.strip() for n in env.get(SECRET_ENV, "").split(",") if n.strip()}
     out: dict[str, str] = {}
     for name, text in written.items():
         pieces = ENV_REF.split(text)  # literal, NAME, literal, NAME, ..., literal
         values: list[str] = []
         for i, piece in enumerate(pieces):
             if i % 2:
+                if piece not in declared:
+                    raise TerminalError(
+                        f"environment variable {piece} (header {name}) is not declared: the "
+                        f"operator lists the variables tasks may read in {SECRET_ENV} (e.g. "
+                        f"{SECRET_ENV}={piece}) where the engine starts"
+                    )
                 secret = env.get(piece)
                 if not secret:
                     raise TerminalError(f"environment variable {piece} (header {name}) is not set")
