@@ -59,3 +59,31 @@ def test_pass_env_names_are_checked_at_apply(cv: Conveyor) -> None:
 
     with pytest.raises(DefinitionError, match="passEnv"):
         apply_yaml(cv, BASE + DEFS.replace("passEnv: [DEPLOY_REGION]", "passEnv: ['A B']"))
+
+
+def test_declared_secrets_never_reach_the_stored_output(
+    cv: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import sqlite3
+
+    secret = "tok-3f9a-secret/value"
+    monkeypatch.setenv("DEPLOY_TOKEN", secret)
+    monkeypatch.setenv("CONVEYOR_SECRET_ENV", "DEPLOY_TOKEN")
+    printing = DEFS.replace("passEnv: [DEPLOY_REGION]", "passEnv: [DEPLOY_TOKEN]").replace(
+        'echo "db=', 'echo "$DEPLOY_TOKEN $(printf %s "$DEPLOY_TOKEN" | base64) db='
+    )
+    apply_yaml(cv, BASE + printing)
+    cv.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
+    cv.trigger("main", "shop@1.0.0")
+    cv.run_until_idle()
+    (task,) = cv.show("shop@1.0.0").nodes[0].tasks
+    assert task.status == "succeeded", task
+    assert task.output.startswith("*** *** db=unset")
+    db = cv.store.engine.url.database
+    assert db is not None
+    with sqlite3.connect(db) as con:
+        dump = "\n".join(con.iterdump())
+    con.close()
+    for form in (secret, base64.b64encode(secret.encode()).decode()):
+        assert form not in dump

@@ -99,6 +99,20 @@ def refuse_password(url: str, instead: str) -> str:
     return url
 
 
+# The engine's environment variables that hold secrets, named by the operator (comma-
+# separated): http headers may read them (`${env:NAME}`), and their values are scrubbed
+# from every task's stored output.
+SECRET_ENV = "CONVEYOR_SECRET_ENV"
+
+
+def declared_secret_names(env: Mapping[str, str]) -> set[str]:
+    return {n.strip() for n in env.get(SECRET_ENV, "").split(",") if n.strip()}
+
+
+def declared_secrets(env: Mapping[str, str]) -> list[str]:
+    return [env[n] for n in sorted(declared_secret_names(env)) if env.get(n)]
+
+
 def scrub(text: str, secrets: list[str]) -> str:
     """`text` with every secret replaced by `***`, in the forms it travels in too: as is,
     base64 (HTTP basic authentication, Kubernetes secrets) and URL-encoded."""

@@ -26,9 +26,11 @@ import httpx
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from conveyor.actions.base import (
+    SECRET_ENV,
     ActionContext,
     ActionResult,
     ActionSettings,
+    declared_secret_names,
     refuse_password,
     rendered_settings,
     scrub,
@@ -43,7 +45,6 @@ from conveyor.model.template import TemplateError, render, strings_in
 _CREDENTIAL_PARAM = re.compile(
     r"(?i)^(.*token|.*key|.*secret|password|passwd|pwd|auth.*|code|sig|signature|x-amz-.*)$"
 )
-SECRET_ENV = "CONVEYOR_SECRET_ENV"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -225,7 +226,7 @@ def _headers(written: Mapping[str, str], ctx: ActionContext, secrets: list[str])
     env = {**os.environ, **ctx.env}
     # Only the variables the operator declared: a policy author must not read the engine's
     # database URL or another team's token by naming it.
-    declared = {n.strip() for n in env.get(SECRET_ENV, "").split(",") if n.strip()}
+    declared = declared_secret_names(env)
     out: dict[str, str] = {}
     for name, text in written.items():
         pieces = ENV_REF.split(text)  # literal, NAME, literal, NAME, ..., literal

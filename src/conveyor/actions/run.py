@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
@@ -18,7 +19,9 @@ from conveyor.actions.base import (
     ActionContext,
     ActionResult,
     ActionSettings,
+    declared_secrets,
     rendered_settings,
+    scrub,
     truncate,
 )
 from conveyor.errors import TerminalError
@@ -71,7 +74,14 @@ class RunAction:
         cwd = ctx.workdir / settings.workingDir if settings.workingDir else ctx.workdir
         if not cwd.is_dir():
             raise TerminalError(f"working directory {cwd} does not exist")
-        return _execute(argv, str(cwd), env, ctx)
+        result = _execute(argv, str(cwd), env, ctx)
+        # What a task prints is stored and shown: never the operator's declared secrets.
+        secrets = declared_secrets(os.environ) + declared_secrets(ctx.env)
+        if not secrets:
+            return result
+        return replace(
+            result, output=scrub(result.output, secrets), summary=scrub(result.summary, secrets)
+        )
 
     @staticmethod
     def _shell(ctx: ActionContext, env: dict[str, str]) -> tuple[RunSettings, list[str]]:
