@@ -42,3 +42,27 @@ def test_the_figures_follow_the_store(cv: Conveyor, clock: ManualClock) -> None:
     assert done['conveyor_task_runs{status="succeeded"}'] == 2
     assert done["conveyor_oldest_waiting_promotion_seconds"] == 0
     assert done["conveyor_audit_events_total"] > waiting["conveyor_audit_events_total"]
+
+
+def test_metrics_are_served_over_http_for_prometheus(cv: Conveyor) -> None:
+    import httpx
+
+    from conveyor.engine.metricsport import CONTENT_TYPE, serve_metrics
+
+    apply_yaml(cv, BASE)
+    server = serve_metrics(cv.metrics, "127.0.0.1", 0)
+    try:
+        host, port = server.server_address[:2]
+        with httpx.Client(trust_env=False) as client:
+            answer = client.get(f"http://{host}:{port}/metrics")
+            missing = client.get(f"http://{host}:{port}/other")
+        assert answer.status_code == 200 and answer.headers["content-type"] == CONTENT_TYPE
+        assert "# TYPE conveyor_audit_events_total" in answer.text
+        events = next(
+            line for line in answer.text.splitlines() if line.startswith("conveyor_audit_events")
+        )
+        assert float(events.split()[-1]) == len(cv.audit_log(limit=10_000))
+        assert missing.status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()

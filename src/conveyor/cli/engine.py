@@ -61,6 +61,17 @@ def engine(
             "--standby", help="If an engine serves the database, take over when it stops."
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", metavar="HOST", help="Where to listen for /metrics.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the engine until interrupted: it wakes on events and on the earliest gate deadline.
 
@@ -68,9 +79,21 @@ def engine(
 
     \b
     Example:
-      conveyor --db /var/lib/conveyor/conveyor.db engine --standby
+      conveyor --db /var/lib/conveyor/conveyor.db engine --standby --metrics-port 9464
     """
     cv = cv_of(ctx)
+    metrics = None
+    if metrics_port is not None:
+        from conveyor.engine.metricsport import serve_metrics
+
+        try:
+            metrics = serve_metrics(cv.metrics, metrics_host, metrics_port)
+        except OSError as exc:
+            raise usage(
+                f"cannot listen on {metrics_host}:{metrics_port}: {exc.strerror}", "--metrics-port"
+            ) from None
+        port = metrics.server_address[1]
+        out.print(f"metrics at http://{metrics_host}:{port}/metrics", markup=False, highlight=False)
     # SIGTERM (systemd, Kubernetes) stops as cleanly as Ctrl-C: the pass ends, the socket goes.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: cv.engine.stop())
     mode = " (standby: takes over when the serving engine stops)" if standby else ""
@@ -81,6 +104,9 @@ def engine(
     except KeyboardInterrupt:
         cv.engine.stop()
     finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
         cv.close()
 
 
