@@ -76,18 +76,15 @@ def authorize(
 ) -> None:
     """Raise Forbidden unless `identity` holds `role` over `environment` (None: all)."""
     need = Need(role, action, environment, env_labels or {})
-    if claim_if_unowned(s, identity, now):
-        return
-    if not permits(grants_of(s, identity), need):
+    # The grants first: a claim is looked for only when they say no (once per store's life).
+    if not permits(grants_of(s, identity), need) and not claim_if_unowned(s, identity, now):
         raise Forbidden(refusal(identity, need))
 
 
 def may_act_as(s: Session, real: Identity, now: datetime) -> None:
     """Only an admin over every environment may act under another name."""
-    if claim_if_unowned(s, real, now):
-        return
     need = Need(Role.ADMIN, "act as another user (--as)")
-    if not permits(grants_of(s, real), need):
+    if not permits(grants_of(s, real), need) and not claim_if_unowned(s, real, now):
         raise Forbidden(refusal(real, need))
 
 

@@ -14,24 +14,19 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from conveyor.actions import Action, ActionContext, ActionResult, ActionSettings
 from conveyor.clock import Clock, ManualClock, SystemClock, utc
 from conveyor.engine import due, health, releases, resources
 from conveyor.engine.reconciler import Engine, PassOutcome
-from conveyor.engine.registry import Registry, default_registry
+from conveyor.engine.simulated import simulated_registry
 from conveyor.engine.view import NodeView, build
 from conveyor.errors import ConveyorError, DefinitionError, NotFound, Problem
-from conveyor.gates import GateContext
-from conveyor.gates.approval import ApprovalGate, ApprovalSettings
 from conveyor.model.definitions import ProductSpec
 from conveyor.model.duration import format_duration
-from conveyor.model.gate import GateResult, Pass
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
 from conveyor.store.db import Store, open_store
@@ -111,31 +106,6 @@ def scratch_copy(db: str | None, directory: Path) -> Path:
     except sqlite3.Error as exc:
         raise ConveyorError(f"cannot copy {source}: {exc}") from None
     return target
-
-
-def simulated_registry(base: Registry | None = None) -> Registry:
-    """The real gates but approvals, which a forecast assumes are given when asked (people
-    cannot be replayed); each action replaced by one of the same name and settings that
-    succeeds at once without doing anything."""
-    base = base or default_registry()
-    gates = [_AssumedApproval() if g.kind == "approval" else g for g in base.gates.values()]
-    return Registry(gates, [_simulated(a) for a in base.actions.values()])
-
-
-class _AssumedApproval(ApprovalGate):
-    def evaluate(self, settings: ApprovalSettings, ctx: GateContext) -> GateResult:
-        return Pass("approval assumed given: " + ", ".join(str(r) for r in settings.rules()))
-
-
-def _simulated(real: Action) -> Action:
-    class Simulated:
-        name: ClassVar[str] = real.name
-        Settings: ClassVar[type[ActionSettings]] = real.Settings
-
-        def run(self, ctx: ActionContext) -> ActionResult:
-            return ActionResult(True, "simulated", "simulated")
-
-    return Simulated()
 
 
 def simulate(

@@ -24,9 +24,12 @@ class Rule:
             return self.group in set(groups)
         return user in self.users
 
+    @property
+    def who(self) -> str:
+        return f"group {self.group}" if self.group else "one of " + ", ".join(self.users)
+
     def __str__(self) -> str:
-        who = f"group {self.group}" if self.group else "one of " + ", ".join(self.users)
-        return f"{self.count} from {who}"
+        return f"{self.count} from {self.who}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def tally(
         mine = [a for a in live if rule.admits(a.user, a.groups)]
         have = len({a.user for a in mine})
         met = met and have >= rule.count
-        parts.append(f"{min(have, rule.count)}/{rule.count} from {str(rule).split(' from ')[1]}")
+        parts.append(f"{min(have, rule.count)}/{rule.count} from {rule.who}")
         counted += mine
     expiry = (
         min(a.at for a in counted) + expires_after if expires_after and counted and met else None
