@@ -77,6 +77,10 @@ class Forbidden(ConveyorError):
     """The caller may not do this."""
 
 
+class AuditBroken(ConveyorError):
+    """The audit trail cannot be trusted or extended: a key is missing, a checkpoint forged."""
+
+
 class ActionError(ConveyorError):
     """An action failed."""
 

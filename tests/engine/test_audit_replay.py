@@ -4,11 +4,11 @@ from the table are reported (issue 11)."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 
 from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
-from conveyor.store.tables import ReleaseRow
+from conveyor.store.tables import PromotionRow, ReleaseRow
 from tests.conftest import BASE, DIGEST, apply_yaml
 
 FLOW = """
@@ -84,3 +84,41 @@ def test_edits_of_the_releases_table_alone_are_reported(cv: Conveyor, clock: Man
         "release shop@9.9.9: no release.create event (added to the table?)",
         "release shop@1.2.0: in the events, not in the table (deleted?)",
     ]
+
+
+def test_a_promotion_state_edited_in_its_table_is_reported(
+    cv: Conveyor, clock: ManualClock
+) -> None:
+    released(cv)
+    cv.create_release("shop", "1.3.0", {"web": f"registry.local/web@{DIGEST}"})
+    cv.trigger("main", "shop@1.3.0")
+    cv.run_until_idle()
+    cv.rollback("qa", "shop@1.0.0")  # 1.0.0's third promotion in qa: the recall made one
+    cv.run_until_idle()
+    assert cv.verify_audit()[1] == []
+    with cv.store.session() as s:
+        ids = {r.version: r.id for r in s.scalars(select(ReleaseRow))}
+        s.execute(
+            update(PromotionRow)
+            .where(PromotionRow.release_id == ids["1.1.0"], PromotionRow.environment == "qa")
+            .values(state="succeeded")
+        )
+        s.execute(
+            update(PromotionRow)
+            .where(PromotionRow.release_id == ids["1.0.0"], PromotionRow.node == "rollback-2")
+            .values(state="failed")
+        )
+    assert cv.verify_audit()[1] == [
+        "promotion shop@1.1.0/qa: succeeded in its table, recalled by its events (edited?)",
+        "promotion shop@1.0.0/qa (rollback-2): failed in its table, succeeded by its events "
+        "(edited?)",
+    ]
+
+
+def test_a_release_terminated_before_its_trigger_leaves_the_engine_idle(
+    cv: Conveyor, clock: ManualClock
+) -> None:
+    """It once made every pass fail on it (it has no flow), and run_until_idle spin."""
+    released(cv)
+    outcome = cv.engine.run_pass()
+    assert not outcome.moved and outcome.next_at is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -96,34 +97,31 @@ def test_each_event_links_to_the_one_before(store: Store, events: list[int]) -> 
     assert all(len(row.hash) == 64 for row in chain)
 
 
-def test_same_content_same_hash(tmp_path: Path) -> None:
-    """The hash depends on the content only: two stores given the same events agree."""
-    hashes = []
-    for name in ("a.db", "b.db"):
-        store = open_store("sqlite:///" + str(tmp_path / name))
-        try:
-            with store.session() as session:
-                audit.append(
-                    session,
-                    T0,
-                    "alice",
-                    "resource.apply",
-                    "Product/web",
-                    after={"x": 1, "y": [1, 2]},
-                )
-                audit.append(
-                    session,
-                    T0,
-                    "alice",
-                    "resource.apply",
-                    "Product/web",
-                    after={"y": [1, 2], "x": 1},
-                )
-            hashes.append([row.hash for row in rows(store)])
-        finally:
-            store.close()
+def _two_events(store: Store) -> list[str]:
+    with store.session() as session:
+        audit.append(
+            session, T0, "alice", "resource.apply", "Product/web", after={"x": 1, "y": [1, 2]}
+        )
+        audit.append(
+            session, T0, "alice", "resource.apply", "Product/web", after={"y": [1, 2], "x": 1}
+        )
+    return [row.hash for row in rows(store)]
+
+
+def test_same_content_and_key_same_hash(tmp_path: Path) -> None:
+    """The hash depends on the content and the store's key only."""
+    first = open_store("sqlite:///" + str(tmp_path / "a.db"))
+    # A second store sharing the first one's keys (as engines on several machines would).
+    second = open_store("sqlite:///" + str(tmp_path / "b.db"), audit_keys=first.audit_keys)
+    third = open_store("sqlite:///" + str(tmp_path / "c.db"))
+    try:
+        hashes = [_two_events(s) for s in (first, second, third)]
+    finally:
+        for s in (first, second, third):
+            s.close()
     assert hashes[0] == hashes[1]
     assert hashes[0][0] != hashes[0][1]  # same content, different place in the chain
+    assert hashes[2][0] != hashes[0][0]  # another store's key: another chain
 
 
 def test_edited_after_is_reported(store: Store, events: list[int]) -> None:
@@ -160,13 +158,45 @@ def test_relinked_prev_hash_is_reported(store: Store, events: list[int]) -> None
     assert all(p.startswith(f"event {relinked}:") for p in problems)
 
 
-def test_rehashing_an_edit_breaks_the_next_link(store: Store, events: list[int]) -> None:
-    """Recomputing the edited event's hash hides the edit there, but not in the next event."""
+def test_rehashing_an_edit_without_the_key_is_reported(store: Store, events: list[int]) -> None:
+    """Someone with the database but not the key recomputes the edited event's hash the
+    way an unkeyed chain would: it matches nothing."""
+    edited = events[1]
+    row = next(r for r in rows(store) if r.id == edited)
+    forged_after = {"status": "approved"}
+    body = [
+        row.prev_hash,
+        row.at.isoformat(),
+        row.actor,
+        row.action,
+        row.subject,
+        None,
+        forged_after,
+    ]
+    forged = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    execute(
+        store,
+        'UPDATE audit_events SET "after" = :doc, hash = :h WHERE id = :id',
+        doc=json.dumps(forged_after),
+        h=forged.hexdigest(),
+        id=edited,
+    )
+
+    _, problems = verify(store)
+
+    assert problems[0] == f"event {edited}: content does not match its hash (edited?)"
+    assert problems[1].startswith(f"event {events[2]}: links to ")
+
+
+def test_rehashing_an_edit_with_the_key_breaks_the_next_link(
+    store: Store, events: list[int]
+) -> None:
     edited, following = events[1], events[2]
     row = next(r for r in rows(store) if r.id == edited)
     forged_after = {"status": "approved"}
+    key = store.audit_keys.chain(create=False)
     forged = audit._digest(
-        row.prev_hash, row.at, row.actor, row.action, row.subject, row.before, forged_after
+        key, row.prev_hash, row.at, row.actor, row.action, row.subject, row.before, forged_after
     )
     execute(
         store,

@@ -64,6 +64,12 @@ class State:
             self._cv = Conveyor.open(self.url, actor=self.identity())
         return self._cv
 
+    def close(self) -> None:
+        """When the command ends, however it ends: the engine stops, the trail is signed."""
+        cv, self._cv = self._cv, None
+        if cv is not None:
+            cv.close()
+
 
 def state_of(ctx: typer.Context) -> State:
     obj = ctx.find_root().obj

@@ -107,7 +107,6 @@ def engine(
         if metrics is not None:
             metrics.shutdown()
             metrics.server_close()
-        cv.close()
 
 
 def demo(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conveyor.errors import (
     ActionError,
+    AuditBroken,
     Conflict,
     ConveyorError,
     DefinitionError,
@@ -24,6 +25,7 @@ EXIT_CODES: list[tuple[type[ConveyorError], int]] = [
     (NotFound, 3),
     (Conflict, 4),
     (Forbidden, 5),
+    (AuditBroken, AUDIT_BROKEN),
     (ActionError, 7),  # a transfer or an action failed
     (ConveyorError, 1),
 ]

@@ -106,6 +106,7 @@ def root(
     # httpx logs whole request URLs (upload sessions, signed storage links) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     ctx.obj = State(db, actor)
+    ctx.call_on_close(ctx.obj.close)
 
 
 definitions.register(app)

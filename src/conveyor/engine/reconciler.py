@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from conveyor.clock import Clock, utc
 from conveyor.engine import due, lease, wakeup
+from conveyor.engine.auditsign import Signer
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import template_context
 from conveyor.engine.parsed import Parsed
@@ -82,7 +83,7 @@ class Engine:
         # Set to wake a standby's wait for the lease (stop() sets it too).
         self._standby_wake = threading.Event()
         self.standing_by = False
-
+        self.signer = Signer(store, clock)
         self.parsed = Parsed()
         # Releases whose look failed, and how many times in a row: their backoff grows.
         self._failures: dict[int, int] = {}
@@ -319,6 +320,7 @@ class Engine:
                     self.wake.wait()  # a task thread sets it when it finishes
                     continue
                 if outcome.next_at is None:
+                    self.signer.maybe()
                     return outcome
                 self.clock.sleep_until(outcome.next_at, self.wake)
             return outcome
@@ -353,12 +355,14 @@ class Engine:
                     continue
                 probe_at = self.prober.start_due(self.store, self.clock.now())
                 if outcome.moved:
+                    self.signer.maybe()
                     continue
                 until = min((t for t in (outcome.next_at, probe_at) if t), default=None)
                 self.clock.sleep_until(until, self.wake, cap=resync)
         finally:
             if listener is not None:
                 listener.close()
+            self.signer.sign_quietly()
             beat.stop()
             lease.release(self.store, self.owner)
 

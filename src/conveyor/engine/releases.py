@@ -340,7 +340,8 @@ def terminate(session: Session, release: ReleaseRow, actor: str, now: datetime) 
         row.status, row.finished_at = T.CANCELLED, now
     before = release.status
     release.status, release.finished_at = R.TERMINATED, now
-    due.mark(session, release, now)
+    if release.flow_document is not None:  # one never triggered gives the engine nothing to do
+        due.mark(session, release, now)
     audit.append(
         session,
         now,

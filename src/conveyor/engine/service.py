@@ -18,6 +18,7 @@ from conveyor.clock import Clock, SystemClock
 from conveyor.engine import (
     access,
     approvals,
+    auditsign,
     metrics,
     overview,
     recall,
@@ -38,7 +39,7 @@ from conveyor.model.kinds import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.model.window import Decision, WindowDef
 from conveyor.spec import Definition, SourceDoc, load_paths
-from conveyor.store import audit
+from conveyor.store import audit, auditreplay
 from conveyor.store.db import Store, open_store
 from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow, TokenRow
 
@@ -381,9 +382,11 @@ class Conveyor:
         """The hash chain, then each release's status and labels against its events."""
         with self.store.session() as s:
             count, problems = audit.verify(s)
-            return count, problems + audit.disagreements(s)
+            return count, problems + auditreplay.disagreements(s)
 
     def close(self) -> None:
+        """Hand back the engine, sign what this process added to the audit trail, close."""
         if self._engine is not None:
             self._engine.close()
+        auditsign.Signer(self.store, self.clock).sign_quietly()
         self.store.close()

@@ -29,6 +29,7 @@ from conveyor.model.definitions import ProductSpec
 from conveyor.model.duration import format_duration
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
+from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import Store, open_store
 from conveyor.store.tables import HealthReportRow, PromotionRow, ReleaseRow
 from conveyor.store.url import database_url
@@ -129,7 +130,8 @@ def simulate(
         start = reports[0].time if reports else (system_clock or SystemClock()).now()
     start = utc(start)
     with tempfile.TemporaryDirectory(prefix="conveyor-simulate-") as tmp:
-        store = open_store(f"sqlite:///{scratch_copy(db, Path(tmp))}")
+        # Keys of its own: the copy's events are thrown away, never signed beside the store's.
+        store = open_store(f"sqlite:///{scratch_copy(db, Path(tmp))}", audit_keys=AuditKeys(None))
         clock = ManualClock(start)
         # A few workers: simulated actions return at once. Probes never start: only
         # `serve` and `probe_due` run them, and the replay calls neither.

@@ -43,6 +43,8 @@ def move_promotion(
     else:
         p.finished_at = None
     after = {"state": str(state), "message": message} if message else {"state": str(state)}
+    if p.rollback:  # it shares its environment's subject with the release's own promotion
+        after["node"] = p.node
     audit.append(
         session,
         now,

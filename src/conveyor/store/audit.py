@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from conveyor.clock import utc
+from conveyor.errors import AuditBroken
+from conveyor.store import checkpoints
+from conveyor.store.auditkeys import AUDIT_KEYS, AuditKeys
 from conveyor.store.tables import AuditRow, ReleaseRow, TaskRunRow
 
 GENESIS = "0" * 64
@@ -33,15 +37,31 @@ def _forget_rolled_back_head(session: Session, previous: SessionTransaction) -> 
 
 
 def _digest(
-    prev: str, at: datetime, actor: str, action: str, subject: str, before: Any, after: Any
+    key: bytes,
+    prev: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    before: Any,
+    after: Any,
 ) -> str:
+    """HMAC-SHA256 with the key kept outside the database: someone who can edit the table
+    but not read the key cannot recompute the chain after an edit."""
     body = json.dumps(
         [prev, utc(at).isoformat(), actor, action, subject, before, after],
         sort_keys=True,
         separators=(",", ":"),
         default=str,
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _keys(session: Session) -> AuditKeys:
+    keys = session.info.get(AUDIT_KEYS)
+    if not isinstance(keys, AuditKeys):
+        raise AuditBroken("this session was not opened by a Store: it has no audit keys")
+    return keys
 
 
 def append(
@@ -58,6 +78,7 @@ def append(
     if prev is None:
         last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
         prev = last.hash if last else GENESIS
+    key = _keys(session).chain(create=prev == GENESIS)
     row = AuditRow(
         at=at,
         actor=actor,
@@ -66,7 +87,7 @@ def append(
         before=before,
         after=after,
         prev_hash=prev,
-        hash=_digest(prev, at, actor, action, subject, before, after),
+        hash=_digest(key, prev, at, actor, action, subject, before, after),
     )
     session.add(row)
     session.info[_HEAD] = row.hash
@@ -74,57 +95,42 @@ def append(
 
 
 def verify(session: Session) -> tuple[int, list[str]]:
-    """Walk the chain; return how many events were checked and what is broken."""
-    problems: list[str] = []
-    prev = GENESIS
-    count = 0
+    """Walk the chain with the store's key and hold it to the signed checkpoints; return how
+    many events were checked and what is broken."""
+    keys = _keys(session)
+    signed, problems = _signed(keys)
+    wanted = {c.count for c in signed}
+    hashes: dict[int, str] = {}
+    prev, count, key = GENESIS, 0, None
     for row in session.scalars(select(AuditRow).order_by(AuditRow.id)).yield_per(500):
+        if key is None:
+            try:
+                key = keys.chain(create=False)
+            except AuditBroken as exc:
+                return session.scalar(select(func.count()).select_from(AuditRow)) or 0, [str(exc)]
         count += 1
+        if count in wanted:
+            hashes[count] = row.hash
         if row.prev_hash != prev:
             problems.append(f"event {row.id}: links to {row.prev_hash[:12]}, expected {prev[:12]}")
         want = _digest(
-            row.prev_hash, row.at, row.actor, row.action, row.subject, row.before, row.after
+            key, row.prev_hash, row.at, row.actor, row.action, row.subject, row.before, row.after
         )
         if row.hash != want:
             problems.append(f"event {row.id}: content does not match its hash (edited?)")
         prev = row.hash
+    problems += checkpoints.against(signed, hashes, count)
     return count, problems
 
 
-def disagreements(session: Session) -> list[str]:
-    """Releases whose status or labels in their table are not what their events say: an
-    edit of the table alone (the chain cannot see it), or a release without its events."""
-    said: dict[str, dict[str, Any]] = {}
-    events = select(AuditRow.action, AuditRow.subject, AuditRow.after).where(
-        AuditRow.action.startswith("release.")
-    )
-    for action, subject, after in session.execute(events.order_by(AuditRow.id)):
-        state = said.setdefault(subject, {})
-        after = after or {}
-        if action == "release.create":
-            state.update(status="created", labels=after.get("labels", {}))
-        elif action == "release.recall":
-            state["status"] = "recalled"
-        elif "status" in after:
-            state["status"] = after["status"]
-        if action == "release.label":
-            state["labels"] = after.get("labels", {})
-    problems = []
-    for release in session.scalars(select(ReleaseRow).order_by(ReleaseRow.id)):
-        ref = f"{release.product}@{release.version}"
-        events_say = said.pop(ref, None)
-        if events_say is None or "status" not in events_say:
-            problems.append(f"release {ref}: no release.create event (added to the table?)")
-            continue
-        if events_say["status"] != release.status:
-            problems.append(
-                f"release {ref}: {release.status} in its table, {events_say['status']} by its "
-                "events (edited?)"
-            )
-        if events_say.get("labels", {}) != release.labels:
-            problems.append(f"release {ref}: its labels are not what its events set (edited?)")
-    problems += [f"release {ref}: in the events, not in the table (deleted?)" for ref in said]
-    return problems
+def _signed(keys: AuditKeys) -> tuple[list[checkpoints.Checkpoint], list[str]]:
+    try:
+        return checkpoints.read(keys)
+    except AuditBroken as exc:
+        path = checkpoints.path_of(keys)
+        if path is None or not path.exists():
+            return [], []  # no key and no checkpoint: a trail never written
+        return [], [str(exc)]
 
 
 def task_subject(session: Session, row: TaskRunRow) -> str:

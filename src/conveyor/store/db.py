@@ -13,16 +13,18 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import ConveyorError
+from conveyor.store.auditkeys import AUDIT_KEYS, AuditKeys, audit_dir
 from conveyor.store.migrate import upgrade
 from conveyor.store.url import database_url, sqlite_file
 
 
 class Store:
-    """A database with Conveyor's schema at head."""
+    """A database with Conveyor's schema at head, and the keys of its audit trail."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, audit_keys: AuditKeys) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.audit_keys = audit_keys
+        self._sessions = sessionmaker(engine, expire_on_commit=False, info={AUDIT_KEYS: audit_keys})
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -34,7 +36,10 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str | None = None, migrate: bool = True) -> Store:
+def open_store(
+    url: str | None = None, migrate: bool = True, audit_keys: AuditKeys | None = None
+) -> Store:
+    """The store at `url`; `audit_keys` for a copy of a store (simulate), else its own."""
     url = database_url(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -50,7 +55,7 @@ def open_store(url: str | None = None, migrate: bool = True) -> Store:
         event.listen(engine, "begin", _sqlite_begin)
     if migrate:
         upgrade(engine)
-    return Store(engine)
+    return Store(engine, audit_keys or AuditKeys(audit_dir(url)))
 
 
 def _create_private(path: Path) -> None:
