@@ -15,6 +15,7 @@ from conveyor.oci.local import registry
 from conveyor.spec import load_text
 from conveyor.store.db import open_store
 from tests.httpserver import server  # noqa: F401 (a fixture, shared)
+from tests.webhooks import receiver  # noqa: F401 (a fixture, shared)
 
 
 @pytest.fixture

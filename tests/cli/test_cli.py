@@ -254,7 +254,7 @@ def test_schema_prints_json_schemas(cli: Cli) -> None:
     assert one["properties"]["kind"] == {"const": "PromotionFlow"}
 
     every = json.loads(cli("schema"))
-    kinds = ["Product", "Environment", "PromotionFlow", "PromotionPolicy"]
+    kinds = ["Product", "Environment", "PromotionFlow", "PromotionPolicy", "NotificationSink"]
     assert every["properties"]["kind"] == {"enum": kinds}
     assert [c["if"]["properties"]["kind"]["const"] for c in every["allOf"]] == kinds
     for kind in kinds:

@@ -99,11 +99,16 @@ def engine(
     mode = " (standby: takes over when the serving engine stops)" if standby else ""
     url = cv.store.engine.url.render_as_string()
     out.print(f"engine {cv.engine.owner} (pid {os.getpid()}) on {url}{mode}")
+    from conveyor.engine.delivery import Deliverer
+
+    notifications = Deliverer(cv.store, cv.clock)
+    notifications.start()
     try:
         cv.engine.serve(standby=standby)
     except KeyboardInterrupt:
         cv.engine.stop()
     finally:
+        notifications.stop()
         if metrics is not None:
             metrics.shutdown()
             metrics.server_close()

@@ -19,6 +19,7 @@ from conveyor.model.plan import Plan, Stage
 from conveyor.model.release import newer
 from conveyor.model.schedule import Claim, Holder, claim, ready
 from conveyor.model.states import PromotionState as P
+from conveyor.store import audit
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,12 @@ def _gates(
         try:
             result = _evaluate(pc, p, stage.key, position, kind, raw, ctx)
         except PluginError as exc:
-            _store_gate(pc, p, stage.key, stored.get(position), position, kind, Wait(str(exc)))
+            _store_gate(
+                pc, release, p, stage.key, stored.get(position), position, kind, Wait(str(exc))
+            )
             _plugin_failed(pc, release, p, str(exc))
             return False
-        _store_gate(pc, p, stage.key, stored.get(position), position, kind, result)
+        _store_gate(pc, release, p, stage.key, stored.get(position), position, kind, result)
         if isinstance(result, Recall):
             recall.recall(pc.session, release, f"{kind}: {result.reason}", pc.actor, pc.now)
             pc.cancel_tasks(release.id, None)
@@ -212,6 +215,7 @@ def _plugin_failed(pc: PassContext, release: ReleaseRow, p: PromotionRow, error:
 
 def _store_gate(
     pc: PassContext,
+    release: ReleaseRow,
     p: PromotionRow,
     stage: str,
     row: GateResultRow | None,
@@ -225,6 +229,11 @@ def _store_gate(
         )
         pc.session.add(row)
     until = result.until if isinstance(result, Wait) else None
+    if kind == "approval" and result.kind == "wait" and row.result != "wait":
+        # Someone must act: an event, so that notification sinks can tell them.
+        ref = f"{release.product}@{release.version}/{p.environment}"
+        after = {"reason": result.reason}
+        audit.append(pc.session, pc.now, pc.actor, "approval.requested", ref, None, after)
     if (row.result, row.reason, row.until) != (result.kind, result.reason, until):
         row.result, row.reason, row.until = result.kind, result.reason, until
     row.evaluated_at = pc.now

@@ -5,83 +5,43 @@ Each method is one unit of work in the store, audited under the caller's name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from conveyor.clock import Clock, SystemClock
 from conveyor.engine import (
     access,
     approvals,
     auditsign,
+    delivery,
     metrics,
     overview,
     recall,
     releases,
     resources,
     rollback,
-    wakeup,
     windows,
 )
 from conveyor.engine import health as health_reports
+from conveyor.engine.people import People
 from conveyor.engine.reconciler import Engine, PassOutcome
-from conveyor.engine.registry import Registry, default_registry
 from conveyor.engine.view import ReleaseView, build
 from conveyor.errors import DefinitionError, NotFound, Problem
 from conveyor.health.timeline import EntityHealth, HealthState
-from conveyor.model.access import Grant, Identity, Role, Scope
+from conveyor.model.access import Role
 from conveyor.model.kinds import canonical_kind
 from conveyor.model.policy import MergedPolicy, Target, merge
 from conveyor.model.window import Decision, WindowDef
 from conveyor.spec import Definition, SourceDoc, load_paths
 from conveyor.store import audit, auditreplay
-from conveyor.store.db import Store, open_store
-from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow, TokenRow
+from conveyor.store.db import open_store
+from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow
 
 
-class Conveyor:
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock | None = None,
-        registry: Registry | None = None,
-        actor: str | Identity = "anonymous",
-        workdir: Path | None = None,
-    ) -> None:
-        self.store = store
-        self.clock = clock or SystemClock()
-        self.registry = registry or default_registry()
-        self.identity = actor if isinstance(actor, Identity) else Identity(actor)
-        self.actor = self.identity.recorded
-        self.workdir = workdir or Path.cwd()
-        self._engine: Engine | None = None
-        self._wake_path = wakeup.path_for(store.engine.url)
-
-    @contextmanager
-    def _write(
-        self, role: Role | None, action: str, environment: str | None = None
-    ) -> Iterator[Session]:
-        """A unit of work that changes state, allowed to the caller if they hold `role` over
-        `environment` (None: every environment); once committed, engines are woken. With
-        role None, the method checks access itself (`_allow`)."""
-        with self.store.session() as session:
-            if self.identity.real:
-                access.may_act_as(session, Identity(self.identity.real), self.clock.now())
-            if role is not None:
-                self._allow(session, role, action, environment)
-            yield session
-        wakeup.notify(self._wake_path)
-        if self._engine is not None:
-            self._engine.wake.set()
-
-    def _allow(self, s: Session, role: Role, action: str, environment: str | None = None) -> None:
-        labels = resources.environments(s).get(environment, (None, {}))[1] if environment else {}
-        access.authorize(s, self.identity, role, action, self.clock.now(), environment, labels)
+class Conveyor(People):
+    """Conveyor's operations, each one unit of work audited under the caller's name."""
 
     @classmethod
     def open(cls, url: str | None = None, **kwargs: Any) -> Conveyor:
@@ -277,65 +237,6 @@ class Conveyor:
             )
         )
 
-    # --- users, grants, tokens ------------------------------------------------------------
-
-    def claim(self) -> str | None:
-        """Become the admin of a store nobody administers yet; your name if you did."""
-        with self.store.session() as s:
-            claimed = access.claim_if_unowned(s, self.identity, self.clock.now())
-        return self.identity.user if claimed else None
-
-    def whoami(self) -> tuple[Identity, list[str], list[Grant]]:
-        with self.store.session() as s:
-            return (
-                self.identity,
-                access.groups_of(s, self.identity.user),
-                access.grants_of(s, self.identity),
-            )
-
-    def add_user(self, name: str, groups: list[str]) -> None:
-        with self._write(Role.ADMIN, "add users") as s:
-            access.add_user(s, name, groups, self.actor, self.clock.now())
-
-    def remove_user(self, name: str) -> None:
-        with self._write(Role.ADMIN, "remove users") as s:
-            access.remove_user(s, name, self.actor, self.clock.now())
-
-    def users(self) -> list[tuple[str, list[str]]]:
-        with self.store.session() as s:
-            return access.users(s)
-
-    def grant(self, subject: str, role: Role, scope: Scope) -> int:
-        with self._write(Role.ADMIN, "grant roles") as s:
-            return access.grant(s, subject, role, scope, self.actor, self.clock.now())
-
-    def revoke(self, grant_id: int) -> None:
-        with self._write(Role.ADMIN, "revoke roles") as s:
-            access.revoke(s, grant_id, self.actor, self.clock.now())
-
-    def grants(self) -> list[Grant]:
-        with self.store.session() as s:
-            return access.all_grants(s)
-
-    def create_token(
-        self, user: str, lifetime: timedelta, description: str = ""
-    ) -> tuple[int, str]:
-        with self._write(Role.ADMIN, "create tokens") as s:
-            return access.create_token(s, user, lifetime, description, self.actor, self.clock.now())
-
-    def revoke_token(self, token_id: int) -> None:
-        with self._write(Role.ADMIN, "revoke tokens") as s:
-            access.revoke_token(s, token_id, self.actor, self.clock.now())
-
-    def tokens(self) -> list[TokenRow]:
-        with self.store.session() as s:
-            return access.tokens(s)
-
-    def identify(self, token: str) -> Identity:
-        """The user an API token stands for (the server calls this for each request)."""
-        with self.store.session() as s:
-            return access.identify(s, token, self.clock.now())
-
     # --- the engine and the audit trail ------------------------------------------------
 
     @property
@@ -345,7 +246,10 @@ class Conveyor:
         return self._engine
 
     def run_until_idle(self) -> PassOutcome:
-        return self.engine.run_until_idle()
+        """Passes until nothing can move, then one delivery of the notifications due."""
+        outcome = self.engine.run_until_idle()
+        delivery.deliver_due(self.store, self.clock)
+        return outcome
 
     def status(self, product: str | None = None) -> list[overview.EnvironmentStatus]:
         with self.store.session() as s:
@@ -382,7 +286,13 @@ class Conveyor:
         """The hash chain, then each release's status and labels against its events."""
         with self.store.session() as s:
             count, problems = audit.verify(s)
-            return count, problems + auditreplay.disagreements(s)
+            problems += auditreplay.disagreements(s)
+            if problems:  # for the notification sinks: the trail itself cannot be trusted
+                after = {"problems": len(problems), "first": problems[0]}
+                audit.append(
+                    s, self.clock.now(), self.actor, "audit.verify-failed", "audit", None, after
+                )
+            return count, problems
 
     def close(self) -> None:
         """Hand back the engine, sign what this process added to the audit trail, close."""

@@ -328,11 +328,66 @@ class FlowSpec(Strict):
     hooks: Hooks = Field(default_factory=Hooks)
 
 
+# --- NotificationSink ---------------------------------------------------------------
+
+# What a sink may be told about; `audit.verify-failed` comes from `conveyor audit verify`.
+NotificationEvent = Literal[
+    "promotion.failed",
+    "promotion.succeeded",
+    "approval.requested",
+    "release.recalled",
+    "rollback",
+    "window.override",
+    "audit.verify-failed",
+]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = get_args(NotificationEvent)
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
+
+
+class WebhookDef(Strict):
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    # The HMAC-SHA256 key, read from this variable (declared in CONVEYOR_SECRET_ENV).
+    secretEnv: EnvName | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "a webhook URL must not hold credentials: sign deliveries with secretEnv, "
+                "which names a variable the engine reads"
+            )
+        return value
+
+
+class AppriseDef(Strict):
+    # Apprise URLs carry their tokens: they are read from this variable, never stored.
+    urlEnv: EnvName
+
+
+class NotificationSpec(Strict):
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: list(NOTIFICATION_EVENTS), min_length=1
+    )
+    products: list[Name] = Field(default_factory=list)  # empty: every product
+    environments: list[Name] = Field(default_factory=list)  # empty: every environment
+    webhook: WebhookDef | None = None
+    apprise: AppriseDef | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NotificationSpec:
+        if (self.webhook is None) == (self.apprise is None):
+            raise ValueError("give exactly one of webhook or apprise")
+        return self
+
+
 KINDS: dict[str, type[Strict]] = {  # in the order of KIND_NAMES
     "Product": ProductSpec,
     "Environment": EnvironmentSpec,
     "PromotionFlow": FlowSpec,
     "PromotionPolicy": PolicySpec,
+    "NotificationSink": NotificationSpec,
 }
 
 

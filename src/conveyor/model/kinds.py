@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conveyor.errors import DefinitionError, Problem
 
-KIND_NAMES = ("Product", "Environment", "PromotionFlow", "PromotionPolicy")
+KIND_NAMES = ("Product", "Environment", "PromotionFlow", "PromotionPolicy", "NotificationSink")
 ALIASES = {
     "product": "Product",
     "products": "Product",
@@ -23,6 +23,10 @@ ALIASES = {
     "policies": "PromotionPolicy",
     "promotionpolicy": "PromotionPolicy",
     "promotionpolicies": "PromotionPolicy",
+    "sink": "NotificationSink",
+    "sinks": "NotificationSink",
+    "notificationsink": "NotificationSink",
+    "notificationsinks": "NotificationSink",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,11 @@ from conveyor.store.tables import AuditRow, ReleaseRow, TaskRunRow
 
 GENESIS = "0" * 64
 _HEAD = "conveyor.audit.head"
+
+# Called with each event appended, in its transaction (the notification outbox): whatever
+# they write commits or rolls back with the event.
+Listener = Callable[[Session, AuditRow], None]
+listeners: list[Listener] = []
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -91,6 +97,8 @@ def append(
     )
     session.add(row)
     session.info[_HEAD] = row.hash
+    for listener in listeners:
+        listener(session, row)
     return row
 
 

@@ -1,0 +1,69 @@
+"""Users, groups, grants and API tokens: the admin's side of the service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from conveyor.engine import access
+from conveyor.engine.servicebase import ServiceBase
+from conveyor.model.access import Grant, Identity, Role, Scope
+from conveyor.store.tables import TokenRow
+
+
+class People(ServiceBase):
+    def claim(self) -> str | None:
+        """Become the admin of a store nobody administers yet; your name if you did."""
+        with self.store.session() as s:
+            claimed = access.claim_if_unowned(s, self.identity, self.clock.now())
+        return self.identity.user if claimed else None
+
+    def whoami(self) -> tuple[Identity, list[str], list[Grant]]:
+        with self.store.session() as s:
+            return (
+                self.identity,
+                access.groups_of(s, self.identity.user),
+                access.grants_of(s, self.identity),
+            )
+
+    def add_user(self, name: str, groups: list[str]) -> None:
+        with self._write(Role.ADMIN, "add users") as s:
+            access.add_user(s, name, groups, self.actor, self.clock.now())
+
+    def remove_user(self, name: str) -> None:
+        with self._write(Role.ADMIN, "remove users") as s:
+            access.remove_user(s, name, self.actor, self.clock.now())
+
+    def users(self) -> list[tuple[str, list[str]]]:
+        with self.store.session() as s:
+            return access.users(s)
+
+    def grant(self, subject: str, role: Role, scope: Scope) -> int:
+        with self._write(Role.ADMIN, "grant roles") as s:
+            return access.grant(s, subject, role, scope, self.actor, self.clock.now())
+
+    def revoke(self, grant_id: int) -> None:
+        with self._write(Role.ADMIN, "revoke roles") as s:
+            access.revoke(s, grant_id, self.actor, self.clock.now())
+
+    def grants(self) -> list[Grant]:
+        with self.store.session() as s:
+            return access.all_grants(s)
+
+    def create_token(
+        self, user: str, lifetime: timedelta, description: str = ""
+    ) -> tuple[int, str]:
+        with self._write(Role.ADMIN, "create tokens") as s:
+            return access.create_token(s, user, lifetime, description, self.actor, self.clock.now())
+
+    def revoke_token(self, token_id: int) -> None:
+        with self._write(Role.ADMIN, "revoke tokens") as s:
+            access.revoke_token(s, token_id, self.actor, self.clock.now())
+
+    def tokens(self) -> list[TokenRow]:
+        with self.store.session() as s:
+            return access.tokens(s)
+
+    def identify(self, token: str) -> Identity:
+        """The user an API token stands for (the server calls this for each request)."""
+        with self.store.session() as s:
+            return access.identify(s, token, self.clock.now())
