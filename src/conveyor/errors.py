@@ -77,6 +77,10 @@ class Forbidden(ConveyorError):
     """The caller may not do this."""
 
 
+class Unauthenticated(ConveyorError):
+    """Who calls is not known: no credentials, or a token that is not valid (HTTP 401)."""
+
+
 class AuditBroken(ConveyorError):
     """The audit trail cannot be trusted or extended: a key is missing, a checkpoint forged."""
 

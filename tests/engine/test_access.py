@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 from sqlalchemy import select
 
 from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
-from conveyor.errors import ConveyorError, DefinitionError, Forbidden
+from conveyor.errors import ConveyorError, DefinitionError, Forbidden, Unauthenticated
 from conveyor.model.access import Identity, Role, Scope
 from conveyor.store.tables import AuditRow
 from tests.conftest import BASE, DIGEST, apply_yaml
@@ -169,14 +171,52 @@ def test_tokens_are_shown_once_stored_hashed_and_expire_or_are_revoked(
     db = admin.store.engine.url.database
     assert db is not None
     assert token.encode() not in Path(db).read_bytes()
-    with pytest.raises(Forbidden, match="unknown, expired or revoked"):
+    with pytest.raises(Unauthenticated, match="unknown, expired or revoked"):
         admin.identify(token + "x")
     clock.advance(timedelta(days=1))
-    with pytest.raises(Forbidden, match="unknown, expired or revoked"):
+    with pytest.raises(Unauthenticated, match="unknown, expired or revoked"):
         admin.identify(token)
     _, second = admin.create_token("ci", timedelta(days=30))
     admin.revoke_token(token_id + 1)
-    with pytest.raises(Forbidden):
+    with pytest.raises(Unauthenticated):
         admin.identify(second)
     with pytest.raises(DefinitionError, match="at most 366 days"):
         admin.create_token("ci", timedelta(days=400))
+
+
+def test_an_oidc_token_is_identified_with_its_groups_and_their_grants(
+    admin: Conveyor, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The issuer publishes its keys on loopback; the token's groups meet the store's grants."""
+    from tests.engine.test_jwtauth import RSA_KEY, jwk
+    from tests.httpserver import Server
+
+    server = Server()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        keys = server.route("/keys", 200, {"keys": [jwk(RSA_KEY, "k1", "RS256")]})
+        issuer = server.url("")
+        config = tmp_path / "oidc.yaml"
+        config.write_text(
+            f"issuers:\n  - {{issuer: '{issuer}', audience: conveyor, jwksUri: '{keys}'}}\n"
+        )
+        monkeypatch.setenv("CONVEYOR_OIDC_CONFIG", str(config))
+        claims = {
+            "iss": issuer,
+            "aud": "conveyor",
+            "sub": "ada",
+            "groups": ["release-managers"],
+            "exp": int((clock.now() + timedelta(minutes=5)).timestamp()),
+        }
+        token = jwt.encode(claims, RSA_KEY, algorithm="RS256", headers={"kid": "k1"})
+        admin.grant("group:release-managers", Role.APPROVER, Scope())
+        who = admin.identify(token)
+        assert (who.user, who.groups, who.local) == ("oidc:ada", {"release-managers"}, False)
+        ada = Conveyor(admin.store, clock, actor=who)
+        assert [g.role for g in ada.whoami()[2]] == [Role.APPROVER]
+        tampered = token[:-6] + ("A" * 6 if not token.endswith("A" * 6) else "B" * 6)
+        with pytest.raises(Unauthenticated, match="signature is not valid"):
+            admin.identify(tampered)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,6 +10,7 @@ from conveyor.errors import (
     DefinitionError,
     Forbidden,
     NotFound,
+    Unauthenticated,
 )
 
 # Codes of outcomes rather than errors, for scripts: `audit verify` finding the trail
@@ -25,6 +26,7 @@ EXIT_CODES: list[tuple[type[ConveyorError], int]] = [
     (NotFound, 3),
     (Conflict, 4),
     (Forbidden, 5),
+    (Unauthenticated, 5),
     (AuditBroken, AUDIT_BROKEN),
     (ActionError, 7),  # a transfer or an action failed
     (ConveyorError, 1),

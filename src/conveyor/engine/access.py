@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
-from conveyor.errors import DefinitionError, Forbidden, NotFound, Problem
+from conveyor.errors import DefinitionError, Forbidden, NotFound, Problem, Unauthenticated
 from conveyor.model.access import Grant, Identity, Need, Role, Scope, permits, refusal
 from conveyor.store import audit
 from conveyor.store.tables import GrantRow, GroupMemberRow, TokenRow, UserRow
@@ -236,5 +236,7 @@ def identify(s: Session, token: str, now: datetime) -> Identity:
     (one message for all three: a caller learns nothing about which tokens exist)."""
     row = s.scalar(select(TokenRow).where(TokenRow.digest == _digest(token)))
     if row is None or row.revoked_at is not None or row.expires_at <= now:
-        raise Forbidden("the token is unknown, expired or revoked: ask an admin for a new one")
+        raise Unauthenticated(
+            "the token is unknown, expired or revoked: ask an admin for a new one"
+        )
     return Identity(row.user, local=False)

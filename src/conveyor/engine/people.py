@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conveyor.engine import access
+from conveyor.engine import access, jwtauth
 from conveyor.engine.servicebase import ServiceBase
+from conveyor.errors import Unauthenticated
 from conveyor.model.access import Grant, Identity, Role, Scope
 from conveyor.store.tables import TokenRow
 
 
 class People(ServiceBase):
+    _verifier: jwtauth.Verifier | None = None
+
     def claim(self) -> str | None:
         """Become the admin of a store nobody administers yet; your name if you did."""
         with self.store.session() as s:
@@ -64,6 +67,14 @@ class People(ServiceBase):
             return access.tokens(s)
 
     def identify(self, token: str) -> Identity:
-        """The user an API token stands for (the server calls this for each request)."""
+        """Who a bearer token stands for (the server asks for each request): a Conveyor API
+        token (`cvt_...`), else an OIDC JWT from an issuer in CONVEYOR_OIDC_CONFIG."""
+        if not token.startswith(access.TOKEN_PREFIX):
+            if self._verifier is None:
+                issuers = jwtauth.issuers_from_env()
+                if not issuers:
+                    raise Unauthenticated("the token is not a Conveyor API token (cvt_...)")
+                self._verifier = jwtauth.Verifier(issuers, self.clock)
+            return self._verifier.identify(token)
         with self.store.session() as s:
             return access.identify(s, token, self.clock.now())
