@@ -87,7 +87,7 @@ def engine(
         from conveyor.engine.metricsport import serve_metrics
 
         try:
-            metrics = serve_metrics(cv.metrics, metrics_host, metrics_port)
+            metrics = serve_metrics(lambda: cv.metrics(True), metrics_host, metrics_port)
         except OSError as exc:
             raise usage(
                 f"cannot listen on {metrics_host}:{metrics_port}: {exc.strerror}", "--metrics-port"

@@ -25,6 +25,7 @@ from conveyor.engine.backoff import backoff
 from conveyor.engine.context import template_context
 from conveyor.engine.parsed import Parsed
 from conveyor.engine.passctx import PassContext
+from conveyor.engine.passtimes import passes
 from conveyor.engine.probes import Prober, ProbeStatus
 from conveyor.engine.promotions import advance, is_ready
 from conveyor.engine.registry import Registry, default_registry
@@ -104,7 +105,8 @@ class Engine:
         self._finished.extend(self.runner.collect())
         for _ in range(QUARANTINE_TRIES):
             try:
-                return self._pass()
+                with passes.timed():
+                    return self._pass()
             except _Broken as broken:
                 self._set_aside(broken.release_id)
         return PassOutcome(False, self.clock.now() + RESYNC, self.runner.inflight)
@@ -385,8 +387,7 @@ class Engine:
                     return False
 
     def probe_due(self, wait: float = 30.0) -> list[ProbeStatus]:
-        """Run the health probes due now and store their answers (waiting `wait` seconds at
-        most); each probe's status. `serve` probes by itself, `run_until_idle` never does."""
+        """Run the probes due now, store their answers (`serve` probes by itself)."""
         return self.prober.probe_due(self.store, wait)
 
     def stop(self) -> None:

@@ -16,7 +16,6 @@ from conveyor.engine import (
     approvals,
     auditsign,
     delivery,
-    metrics,
     overview,
     recall,
     releases,
@@ -277,10 +276,13 @@ class Conveyor(People):
                 product = names[0] if len(names) == 1 else None
             return windows.windows_at(s, environment, product, at or self.clock.now())
 
-    def metrics(self) -> str:
-        """The Prometheus text exposition of what the store holds now."""
+    def metrics(self, with_process: bool = False) -> str:
+        """The Prometheus text exposition of what the store holds now (`with_process`: and
+        this process's engine passes)."""
+        from conveyor.engine import metrics  # prometheus_client: a tenth of a second
+
         with self.store.session() as s:
-            return metrics.exposition(s, self.clock.now())
+            return metrics.exposition(s, self.clock.now(), with_process)
 
     def verify_audit(self) -> tuple[int, list[str]]:
         """The hash chain, then each release's status and labels against its events."""
