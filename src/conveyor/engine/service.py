@@ -36,7 +36,7 @@ from conveyor.model.window import Decision, WindowDef
 from conveyor.spec import Definition, SourceDoc, load_paths
 from conveyor.store import audit, auditreplay
 from conveyor.store.db import open_store
-from conveyor.store.tables import AuditRow, PromotionRow, ReleaseRow
+from conveyor.store.tables import AuditRow, OutboxRow, PromotionRow, ReleaseRow
 
 
 class Conveyor(People):
@@ -283,6 +283,14 @@ class Conveyor(People):
 
         with self.store.session() as s:
             return metrics.exposition(s, self.clock.now(), with_process)
+
+    def notifications(self, undelivered: bool = False, limit: int = 50) -> list[OutboxRow]:
+        """The newest `limit` notifications (only those not delivered: `undelivered`)."""
+        q = select(OutboxRow)
+        if undelivered:
+            q = q.where(OutboxRow.delivered_at.is_(None))
+        with self.store.session() as s:
+            return list(s.scalars(q.order_by(OutboxRow.id.desc()).limit(limit)))[::-1]
 
     def verify_audit(self) -> tuple[int, list[str]]:
         """The hash chain, then each release's status and labels against its events."""
