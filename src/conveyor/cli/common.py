@@ -115,9 +115,9 @@ def pairs(values: list[str], option: str) -> dict[str, str]:
 
 
 def dump(data: Any, fmt: str, documents: bool = False) -> None:
-    """JSON (one style: camelCase keys, RFC 3339 UTC times, see jsonout.py), or YAML; with
+    """JSON (one style: camelCase keys, RFC 3339 UTC times, see jsonstyle.py), or YAML; with
     `documents`, a list becomes a stream of `---` documents."""
-    from conveyor.cli.jsonout import plain
+    from conveyor.jsonstyle import plain
 
     data = plain(data)
     if fmt == "json":

@@ -126,7 +126,7 @@ def _summary(document: dict[str, Any]) -> str:
 def _table(items: list[StoredDefinition], wide: bool) -> None:
     from rich.table import Table
 
-    from conveyor.cli.jsonout import timestamp
+    from conveyor.jsonstyle import timestamp
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     columns = ["kind", "name", "revision", "summary"]

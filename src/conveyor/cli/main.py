@@ -12,7 +12,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from conveyor.cli import access, approvals, definitions, engine, notifications, releases, status
+from conveyor.cli import (
+    access,
+    approvals,
+    definitions,
+    engine,
+    notifications,
+    releases,
+    serve,
+    status,
+)
 from conveyor.cli.common import State, err, out
 from conveyor.cli.errors import exit_code
 from conveyor.cli.health import health_app
@@ -116,6 +125,7 @@ access.register(app)
 approvals.register(app)
 notifications.register(app)
 engine.register(app)
+serve.register(app)
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(health_app, name="health")
 app.command()(simulate)

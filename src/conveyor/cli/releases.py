@@ -265,7 +265,7 @@ def release_list(
     """
     from rich.table import Table
 
-    from conveyor.cli.jsonout import timestamp
+    from conveyor.jsonstyle import timestamp
 
     check_output(output, ("table", "wide", "json", "yaml"))
     rows = cv_of(ctx).list_releases(product)
@@ -288,7 +288,7 @@ def release_list(
 
 
 def _release_json(r: object) -> dict[str, object]:
-    from conveyor.cli.jsonout import camel
+    from conveyor.jsonstyle import camel
 
     fields = (
         *("product", "version", "status", "flow", "created_by", "created_at"),

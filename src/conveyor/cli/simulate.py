@@ -266,7 +266,7 @@ def as_text(f: Forecast, history: Path | None = None, total: int = 0) -> list[st
 
 
 def as_json(f: Forecast) -> dict[str, Any]:
-    from conveyor.cli.jsonout import timestamp
+    from conveyor.jsonstyle import timestamp
 
     def when(at: datetime | None) -> str | None:
         return timestamp(at) if at else None

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from conveyor.engine import access, jwtauth
 from conveyor.engine.servicebase import ServiceBase
-from conveyor.errors import Unauthenticated
+from conveyor.errors import Forbidden, Unauthenticated
 from conveyor.model.access import Grant, Identity, Role, Scope
 from conveyor.store.tables import TokenRow
 
@@ -19,6 +19,17 @@ class People(ServiceBase):
         with self.store.session() as s:
             claimed = access.claim_if_unowned(s, self.identity, self.clock.now())
         return self.identity.user if claimed else None
+
+    def may_look(self) -> None:
+        """Reads through the server need a role, any role, over some environment (each
+        role may look); Forbidden otherwise."""
+        with self.store.session() as s:
+            if not access.grants_of(s, self.identity):
+                raise Forbidden(
+                    f"{self.identity.user} may not look: that needs a role (viewer at least) "
+                    f"over some environment (an admin grants it: `conveyor grant viewer --user "
+                    f"{self.identity.user}`)"
+                )
 
     def whoami(self) -> tuple[Identity, list[str], list[Grant]]:
         with self.store.session() as s:

@@ -1,0 +1,73 @@
+"""`conveyor serve`: the REST API and the engine in one process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conveyor.cli.common import cv_of, out
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Where to listen.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 8080,
+    no_engine: Annotated[
+        bool, typer.Option("--no-engine", help="Serve the API only: engines run elsewhere.")
+    ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="A PEM certificate: serve https.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its PEM private key.")] = None,
+) -> None:
+    """Serve the REST API (/api/v1, OpenAPI at /api/v1/openapi.json), /healthz, /readyz and
+    /metrics, with the engine in the same process unless --no-engine. Ctrl-C or SIGTERM:
+    requests in flight finish, the engine hands its lease back.
+
+    \b
+    Example:
+      conveyor --db /var/lib/conveyor/conveyor.db serve --host 0.0.0.0 --port 8080
+    """
+    import uvicorn
+
+    from conveyor.api.app import Server, create_app
+    from conveyor.engine.delivery import Deliverer
+
+    cv = cv_of(ctx)
+    engine: threading.Thread | None = None
+    notifications = Deliverer(cv.store, cv.clock)
+    if not no_engine:
+        # Standby: beside another engine on the same database, take over when it stops.
+        engine = threading.Thread(
+            target=cv.engine.serve, kwargs={"standby": True}, name="engine", daemon=True
+        )
+    alive = engine.is_alive if engine is not None else None
+    app = create_app(Server(cv.store, cv.clock, cv.registry, cv.workdir, alive))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
+    scheme = "https" if tls_cert else "http"
+    mode = "API only" if no_engine else "API and engine"
+    out.print(f"serving {scheme}://{host}:{port} ({mode})", markup=False, highlight=False)
+    if engine is not None:
+        engine.start()
+        notifications.start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if engine is not None:
+            cv.engine.stop()
+            engine.join(timeout=30)
+            notifications.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
