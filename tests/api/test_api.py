@@ -118,6 +118,12 @@ def test_a_release_through_the_api_with_an_approval(api: Api) -> None:
         }
         batch = {"reports": [report | {"node": f"p{i}", "state": "HEALTHY"} for i in range(2, 5)]}
         assert probe.post("/api/v1/health/reports", json=batch).json()["stored"] == 3
+        bad = {"reports": [report | {"node": "p9"}, report | {"node": "p10", "state": "FINE"}]}
+        refused_batch = probe.post("/api/v1/health/reports", json=bad)
+        assert refused_batch.status_code == 422
+        assert refused_batch.json()["problems"][0]["file"] == "reports[1]"
+        retried = probe.post("/api/v1/health/reports", json={"reports": bad["reports"][:1]})
+        assert retried.json()["stored"] == 1  # the refused batch stored nothing
         elsewhere = probe.post("/api/v1/health/reports", json=report | {"environment": "qa"})
         assert elsewhere.status_code == 403 and "role reporter" in elsewhere.json()["detail"]
 

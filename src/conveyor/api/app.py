@@ -73,7 +73,9 @@ def create_app(server: Server) -> FastAPI:
         title="Conveyor",
         version=__version__,
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        # Swagger UI and ReDoc load their scripts from a CDN: no page fetches anything from
+        # outside the server.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.server = server

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from conveyor.api.app import Caller, Reader
+from conveyor.engine.health import HealthReportIn
 from conveyor.jsonstyle import plain
 
 router = APIRouter(tags=["observe"])
@@ -78,10 +79,8 @@ def audit_verify(cv: Reader) -> dict[str, Any]:
 
 @router.post("/health/reports", status_code=201)
 def report_health(cv: Caller, body: HealthReport | HealthBatch) -> dict[str, int]:
-    """One report, or `{"reports": [...]}`; each needs the reporter role over its environment."""
+    """One report, or `{"reports": [...]}`, stored all or none in one transaction; each needs
+    the reporter role over its environment."""
     reports = body.reports if isinstance(body, HealthBatch) else [body]
-    stored = sum(
-        cv.report_health(r.environment, r.entity, r.node, r.live, r.state, r.version, r.at)
-        for r in reports
-    )
+    stored = cv.report_health_batch([HealthReportIn(**r.model_dump()) for r in reports])
     return {"received": len(reports), "stored": stored}

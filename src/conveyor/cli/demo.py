@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -116,7 +117,7 @@ def approve_production(cv: Conveyor, ref: str, out: Console) -> None:
     cv.run_until_idle()
 
 
-def run_demo(directory: Path | None, out: Console) -> None:
+def run_demo(directory: Path | None, out: Console) -> Path:
     root = (directory or Path(tempfile.mkdtemp(prefix="conveyor-demo-"))).resolve()
     root.mkdir(parents=True, exist_ok=True)
     defs = write_workspace(root)
@@ -163,3 +164,34 @@ def run_demo(directory: Path | None, out: Console) -> None:
     cv.close()
     if view.status != "succeeded":
         raise ConveyorError(f"the demo release ended {view.status}: {view.message}")
+    return root
+
+
+def serve_demo(root: Path, port: int, out: Console) -> None:
+    """Keep serving the demo's store on 127.0.0.1, with a user `demo` to look around as."""
+    from conveyor.cli.serve import run_server
+
+    cv = Conveyor(
+        open_store(f"sqlite:///{root / 'conveyor.db'}"), actor=f"local:{login()}", workdir=root
+    )
+    if "demo" not in {name for name, _ in cv.users()}:
+        cv.add_user("demo", ["release-managers"])
+        cv.grant("user:demo", Role.PROMOTER, Scope())
+    _, token = cv.create_token("demo", timedelta(days=1), "conveyor demo --serve")
+    url = f"http://127.0.0.1:{port}"
+    out.print(
+        f"""
+[bold]Serving the demo[/bold] at {url} as user demo (a promoter and release manager):
+  export CONVEYOR_TOKEN={token}
+  curl -H "Authorization: Bearer $CONVEYOR_TOKEN" {url}/api/v1/status
+  curl -H "Authorization: Bearer $CONVEYOR_TOKEN" {url}/api/v1/releases
+  the API's description: {url}/api/v1/openapi.json
+Ctrl-C stops it.
+""",
+        markup=True,
+        highlight=False,
+    )
+    try:
+        run_server(cv, "127.0.0.1", port)
+    finally:
+        cv.close()

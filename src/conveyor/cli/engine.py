@@ -124,21 +124,29 @@ def demo(
     registry: Annotated[
         bool, typer.Option("--registry", help="Seed 003's path to production instead.")
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Then keep serving its data over HTTP on 127.0.0.1."),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Where --serve listens.")] = 8080,
 ) -> None:
     """The quick start end to end: a product promoted through dev, qa and three prods.
 
     \b
     Example:
       conveyor demo --dir /tmp/tour
+      conveyor demo --serve       # then open http://127.0.0.1:8080 with the token printed
     """
     if registry:
         from conveyor.cli.demo_registry import run_registry_demo
 
         run_registry_demo(directory, out)
         return
-    from conveyor.cli.demo import run_demo
+    from conveyor.cli.demo import run_demo, serve_demo
 
-    run_demo(directory, out)
+    root = run_demo(directory, out)
+    if serve:
+        serve_demo(root, port, out)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli.common import cv_of, out
+
+if TYPE_CHECKING:
+    from conveyor.engine.service import Conveyor
 
 
 def serve(
@@ -31,15 +35,26 @@ def serve(
     Example:
       conveyor --db /var/lib/conveyor/conveyor.db serve --host 0.0.0.0 --port 8080
     """
+    run_server(cv_of(ctx), host, port, not no_engine, tls_cert, tls_key)
+
+
+def run_server(
+    cv: Conveyor,
+    host: str,
+    port: int,
+    with_engine: bool = True,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    """Serve `cv`'s store until interrupted (also for `conveyor demo --serve`)."""
     import uvicorn
 
     from conveyor.api.app import Server, create_app
     from conveyor.engine.delivery import Deliverer
 
-    cv = cv_of(ctx)
     engine: threading.Thread | None = None
     notifications = Deliverer(cv.store, cv.clock)
-    if not no_engine:
+    if with_engine:
         # Standby: beside another engine on the same database, take over when it stops.
         engine = threading.Thread(
             target=cv.engine.serve, kwargs={"standby": True}, name="engine", daemon=True
@@ -55,11 +70,14 @@ def serve(
         ssl_keyfile=str(tls_key) if tls_key else None,
     )
     scheme = "https" if tls_cert else "http"
-    mode = "API only" if no_engine else "API and engine"
+    mode = "API and engine" if with_engine else "API only"
     out.print(f"serving {scheme}://{host}:{port} ({mode})", markup=False, highlight=False)
     if engine is not None:
         engine.start()
         notifications.start()
+    # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again for
+    # the handler it found: exit then, through the `finally` below, not by the default kill.
+    signal.signal(signal.SIGTERM, _stop)
     try:
         uvicorn.Server(config).run()
     finally:
@@ -67,6 +85,10 @@ def serve(
             cv.engine.stop()
             engine.join(timeout=30)
             notifications.stop()
+
+
+def _stop(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def register(app: typer.Typer) -> None:

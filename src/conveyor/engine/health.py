@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,19 @@ STATES = tuple(s.value for s in HealthState)
 
 # Column widths in tables.py: longer values are refused with a message, not cut.
 _LIMITS = {"entity": 200, "node": 200, "version": 100}
+
+
+@dataclass(frozen=True)
+class HealthReportIn:
+    """One report as a reporter sends it (the API's batch path)."""
+
+    environment: str
+    entity: str
+    node: str
+    version: str
+    state: str | None = None
+    live: bool = True
+    at: datetime | None = None
 
 
 def _problem(message: str, field: str) -> DefinitionError:

@@ -1,0 +1,178 @@
+"""The REST API under load: C concurrent clients (default 50) on loopback for D seconds
+(default 20) against `conveyor serve` on a SQLite file, each alternating a read of the
+release list and a batch of B health reports (default 100, every one a new node, so each
+must be stored once).
+
+Figures: requests per second, p50 and p99 latency over every request, errors (any answer
+but 200/201, or a transport error; goal 0), and reports stored against reports accepted
+(goal: all) with the rate they were stored at. The issue's goal for the batch path is
+20,000 reports/s.
+
+    .venv/bin/python bench/api.py [--clients 50] [--seconds 20] [--batch 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from conveyor.engine.service import Conveyor
+from conveyor.model.access import Role, Scope
+from conveyor.spec import load_text
+from conveyor.store.db import open_store
+
+DEFS = """
+apiVersion: conveyor.dev/v1
+kind: Product
+metadata: {name: shop}
+spec:
+  artifacts: [{name: web, type: image, repository: registry.local/web}]
+---
+apiVersion: conveyor.dev/v1
+kind: Environment
+metadata: {name: dev}
+spec: {type: non-production}
+"""
+DIGEST = "sha256:" + "ab" * 32
+
+
+def prepare(root: Path) -> tuple[Path, str]:
+    db = root / "conveyor.db"
+    cv = Conveyor(open_store(f"sqlite:///{db}"), actor="local:bench", workdir=root)
+    cv.claim()
+    cv.apply(docs=load_text(DEFS, "bench.yaml"))
+    for n in range(20):
+        cv.create_release("shop", f"1.0.{n}", {"web": f"registry.local/web@{DIGEST}"})
+    cv.add_user("loader", [])
+    cv.grant("user:loader", Role.PROMOTER, Scope())
+    cv.grant("user:loader", Role.REPORTER, Scope())
+    token = cv.create_token("loader", timedelta(days=1))[1]
+    cv.close()
+    return db, token
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(db: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
+    exe = str(Path(sys.executable).parent / "conveyor")
+    proc = subprocess.Popen(
+        [exe, "--db", str(db), "serve", "--port", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", trust_env=False).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"conveyor serve did not start: {proc.communicate()[1]!r}")
+
+
+async def load(
+    url: str, token: str, clients: int, seconds: float, batch: int
+) -> tuple[list[float], int, int]:
+    latencies: list[float] = []
+    errors = 0
+    accepted = 0
+    stop_at = time.monotonic() + seconds
+
+    async def client(n: int, http: httpx.AsyncClient) -> None:
+        nonlocal errors, accepted
+        sent = 0
+        while time.monotonic() < stop_at:
+            if sent % 2 == 0:
+                request = http.get("/api/v1/releases")
+            else:
+                reports = [
+                    {
+                        "environment": "dev",
+                        "entity": "web",
+                        "node": f"c{n}-{sent}-{i}",
+                        "version": "1.0.0",
+                        "state": "HEALTHY",
+                    }
+                    for i in range(batch)
+                ]
+                request = http.post("/api/v1/health/reports", json={"reports": reports})
+            began = time.perf_counter()
+            try:
+                answer = await request
+                ok = answer.status_code in (200, 201)
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - began)
+            if not ok:
+                errors += 1
+            elif sent % 2 == 1:
+                accepted += batch
+            sent += 1
+
+    limits = httpx.Limits(max_connections=clients)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=60, trust_env=False
+    ) as http:
+        await asyncio.gather(*(client(n, http) for n in range(clients)))
+    return latencies, errors, accepted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-api-") as tmp:
+        root = Path(tmp)
+        db, token = prepare(root)
+        port = free_port()
+        server = start(db, root, port)
+        try:
+            began = time.perf_counter()
+            latencies, errors, accepted = asyncio.run(
+                load(f"http://127.0.0.1:{port}", token, args.clients, args.seconds, args.batch)
+            )
+            elapsed = time.perf_counter() - began
+        finally:
+            server.terminate()
+            server.wait(30)
+        with sqlite3.connect(db) as con:
+            stored = con.execute("select count(*) from health_reports").fetchone()[0]
+        con.close()
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    rps = len(latencies) / elapsed
+    per_s = stored / elapsed
+    print(f"{len(latencies)} requests from {args.clients} clients in {elapsed:.1f} s: {rps:.0f}/s")
+    print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; errors {errors} (goal 0)")
+    print(
+        f"  reports accepted {accepted}, stored {stored} (goal: all): {per_s:.0f}/s (goal 20,000/s)"
+    )
+    print(
+        f"RESULT rps={rps:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f} errors={errors} "
+        f"reports_per_s={per_s:.0f} accepted={accepted} stored={stored}"
+    )
+
+
+if __name__ == "__main__":
+    main()
