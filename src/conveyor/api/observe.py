@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from conveyor.api.app import Caller, Reader
-from conveyor.engine.health import HealthReportIn
+from conveyor.engine.healthbatch import HealthReportIn
 from conveyor.jsonstyle import plain
 
 router = APIRouter(tags=["observe"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -46,20 +45,7 @@ STATES = tuple(s.value for s in HealthState)
 _LIMITS = {"entity": 200, "node": 200, "version": 100}
 
 
-@dataclass(frozen=True)
-class HealthReportIn:
-    """One report as a reporter sends it (the API's batch path)."""
-
-    environment: str
-    entity: str
-    node: str
-    version: str
-    state: str | None = None
-    live: bool = True
-    at: datetime | None = None
-
-
-def _problem(message: str, field: str) -> DefinitionError:
+def problem(message: str, field: str) -> DefinitionError:
     return DefinitionError(Problem(message, "health report", None, field))
 
 
@@ -70,40 +56,64 @@ def parse_state(state: str | HealthState | None) -> HealthState | None:
     try:
         return HealthState(state.strip().upper())
     except ValueError:
-        raise _problem(
+        raise problem(
             f"unknown health state '{state}': use one of {', '.join(STATES)}", "state"
         ) from None
 
 
 def _check_aware(value: datetime, field: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise _problem(
+        raise problem(
             f"time {value.isoformat()} has no timezone: give an offset, e.g. "
             f"{value.isoformat()}+00:00 or ...Z",
             field,
         )
 
 
-def _check_when(
-    session: Session, time: datetime, now: datetime, skew: timedelta, version: str, replay: bool
-) -> None:
+def check_skew(time: datetime, now: datetime, skew: timedelta) -> None:
     if time > now + skew:
-        raise _problem(
+        raise problem(
             f"time {time.isoformat()} is {format_duration(time - now)} ahead of Conveyor's "
             f"clock, more than the environment's maxClockSkew ({format_duration(skew)}): "
             "check the reporter's clock, or leave the time out to mean now",
             "time",
         )
+
+
+def check_when(
+    session: Session, time: datetime, now: datetime, skew: timedelta, version: str, replay: bool
+) -> None:
+    check_skew(time, now, skew)
     if replay:
         return
     first = session.scalar(
         select(func.min(ReleaseRow.created_at)).where(ReleaseRow.version == version)
     )
     if first is not None and time < utc(first):
-        raise _problem(
+        raise problem(
             f"time {time.isoformat()} is before release version {version} existed "
             f"({utc(first).isoformat()}): a report speaks for the version it ran",
             "time",
+        )
+
+
+def check_fields(
+    env: EnvironmentSpec, environment: str, entity: str, node: str, version: str, time: datetime
+) -> None:
+    """What a report must be on its own: names given and not too long, a time with its
+    zone, an entity the environment knows (or lets register)."""
+    for field, value in (("entity", entity), ("node", node), ("version", version)):
+        if not value.strip():
+            raise problem(f"{field} must not be empty", field)
+        if len(value) > _LIMITS[field]:
+            raise problem(f"{field} is longer than {_LIMITS[field]} characters", field)
+    _check_aware(time, "time")
+    if not env.allows_registration() and entity not in env.declared():
+        known = ", ".join(sorted(env.declared())) or "none"
+        raise problem(
+            f"unknown entity '{entity}' in {environment} (declared: {known}): add it to the "
+            "environment's entities, or set health.allowRegistration: true",
+            "entity",
         )
 
 
@@ -139,24 +149,12 @@ def record(
     Raises DefinitionError for invalid input and NotFound for an unknown environment.
     """
     parsed = parse_state(state)
-    for field, value in (("entity", entity), ("node", node), ("version", version)):
-        if not value.strip():
-            raise _problem(f"{field} must not be empty", field)
-        if len(value) > _LIMITS[field]:
-            raise _problem(f"{field} is longer than {_LIMITS[field]} characters", field)
-    _check_aware(time, "time")
     env = environment_spec
     if env is None:
         env = current_environment(session, environment)
-    if not env.allows_registration() and entity not in env.declared():
-        known = ", ".join(sorted(env.declared())) or "none"
-        raise _problem(
-            f"unknown entity '{entity}' in {environment} (declared: {known}): add it to the "
-            "environment's entities, or set health.allowRegistration: true",
-            "entity",
-        )
+    check_fields(env, environment, entity, node, version, time)
     version = stored_version(version)
-    _check_when(session, time, now, env.health.maxClockSkew, version, replay)
+    check_when(session, time, now, env.health.maxClockSkew, version, replay)
     state_code = None if parsed is None else HEALTH_STATE_CODES[parsed.value]
     node_id = _node_id(session, environment, entity, node)
     time_us = us(time)

@@ -5,7 +5,6 @@ Each method is one unit of work in the store, audited under the caller's name.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from conveyor.engine import (
     approvals,
     auditsign,
     delivery,
+    healthbatch,
     overview,
     recall,
     releases,
@@ -25,7 +25,7 @@ from conveyor.engine import (
     windows,
 )
 from conveyor.engine import health as health_reports
-from conveyor.engine.health import HealthReportIn
+from conveyor.engine.healthbatch import HealthReportIn
 from conveyor.engine.people import People
 from conveyor.engine.reconciler import Engine, PassOutcome
 from conveyor.engine.view import ReleaseView, build
@@ -197,30 +197,11 @@ class Conveyor(People):
         how many were new. The caller needs the reporter role over each environment."""
         now = self.clock.now()
         with self._write(None, "report health") as s:
-            specs: dict[str, Any] = {}
-            stored = 0
-            for i, r in enumerate(reports):
-                if r.environment not in specs:
-                    self._allow(s, Role.REPORTER, "report health", r.environment)
-                    specs[r.environment] = health_reports.current_environment(s, r.environment)
-                try:
-                    stored += health_reports.record(
-                        s,
-                        r.environment,
-                        r.entity,
-                        r.node,
-                        r.at or now,
-                        r.live,
-                        r.state,
-                        r.version,
-                        now,
-                        environment_spec=specs[r.environment],
-                    )
-                except DefinitionError as exc:
-                    raise DefinitionError(
-                        [replace(p, file=f"reports[{i}]") for p in exc.problems]
-                    ) from None
-            return stored
+            specs = {}
+            for environment in sorted({r.environment for r in reports}):
+                self._allow(s, Role.REPORTER, "report health", environment)
+                specs[environment] = health_reports.current_environment(s, environment)
+            return healthbatch.record_many(s, reports, specs, now)
 
     def health(
         self,

@@ -1,0 +1,173 @@
+"""Many health reports in one unit of work, with a few statements per batch rather than
+several per report (the API's batch path): the checks of `health.record`, reports already
+stored (or twice in the batch) skipped, new nodes added, one insert for all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from conveyor.clock import utc
+from conveyor.engine import due
+from conveyor.engine import health as h
+from conveyor.engine.releases import stored_version
+from conveyor.errors import DefinitionError
+from conveyor.health.columnar import us
+from conveyor.model.definitions import EnvironmentSpec
+from conveyor.store.tables import HEALTH_STATE_CODES, HealthNodeRow, HealthReportRow, ReleaseRow
+
+Node = tuple[str, str, str]  # environment, entity, node
+Key = tuple[int, int, bool, str, int | None]  # node id, time, live, version, state: a report
+
+
+@dataclass(frozen=True)
+class HealthReportIn:
+    """One report as a reporter sends it."""
+
+    environment: str
+    entity: str
+    node: str
+    version: str
+    state: str | None = None
+    live: bool = True
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    node: Node
+    time: datetime
+    live: bool
+    version: str
+    state_code: int | None
+
+
+def record_many(
+    session: Session,
+    reports: Sequence[HealthReportIn],
+    specs: dict[str, EnvironmentSpec],
+    now: datetime,
+) -> int:
+    """Store the new ones of `reports` (their environments' definitions in `specs`); how
+    many were new. All or none: a bad report raises DefinitionError naming its index."""
+    checked = []
+    for i, r in enumerate(reports):
+        try:
+            checked.append(_checked(r, specs[r.environment], now))
+        except DefinitionError as exc:
+            raise _at(i, exc) from None
+    _versions_existed(session, checked)
+    ids = _node_ids(session, {c.node for c in checked})
+    fresh: dict[Key, _Checked] = {}
+    for c in checked:
+        fresh.setdefault((ids[c.node], us(c.time), c.live, c.version, c.state_code), c)
+    for key in _stored(session, list(fresh)):
+        fresh.pop(key, None)
+    if fresh:
+        session.execute(
+            insert(HealthReportRow),
+            [
+                {
+                    "environment": c.node[0],
+                    "node_id": key[0],
+                    "time": c.time,
+                    "time_us": key[1],
+                    "live": c.live,
+                    "state_code": c.state_code,
+                    "version": c.version,
+                    "received_at": now,
+                }
+                for key, c in fresh.items()
+            ],
+        )
+        due.health_reported(session, now)
+    return len(fresh)
+
+
+def _at(index: int, exc: DefinitionError) -> DefinitionError:
+    return DefinitionError([replace(p, file=f"reports[{index}]") for p in exc.problems])
+
+
+def _checked(r: HealthReportIn, env: EnvironmentSpec, now: datetime) -> _Checked:
+    state = h.parse_state(r.state)
+    time = r.at or now
+    h.check_fields(env, r.environment, r.entity, r.node, r.version, time)
+    h.check_skew(time, now, env.health.maxClockSkew)
+    code = None if state is None else HEALTH_STATE_CODES[state.value]
+    return _Checked(
+        (r.environment, r.entity, r.node), time, r.live, stored_version(r.version), code
+    )
+
+
+def _versions_existed(session: Session, checked: list[_Checked]) -> None:
+    """No report from before its version's first release existed (one query)."""
+    first = dict(
+        session.execute(
+            select(ReleaseRow.version, func.min(ReleaseRow.created_at))
+            .where(ReleaseRow.version.in_({c.version for c in checked}))
+            .group_by(ReleaseRow.version)
+        )
+        .tuples()
+        .all()
+    )
+    for i, c in enumerate(checked):
+        created = first.get(c.version)
+        if created is not None and c.time < utc(created):
+            raise _at(
+                i,
+                h.problem(
+                    f"time {c.time.isoformat()} is before release version {c.version} existed "
+                    f"({utc(created).isoformat()}): a report speaks for the version it ran",
+                    "time",
+                ),
+            )
+
+
+def _node_ids(session: Session, wanted: set[Node]) -> dict[Node, int]:
+    """Each node's id, the new ones added (the unit of work holds the write lock)."""
+    columns = (HealthNodeRow.environment, HealthNodeRow.entity, HealthNodeRow.node)
+
+    def known() -> dict[Node, int]:
+        found: dict[Node, int] = {}
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), 300):  # SQLite's limit on bound parameters
+            q = select(HealthNodeRow.id, *columns).where(
+                tuple_(*columns).in_(ordered[start : start + 300])
+            )
+            for node_id, environment, entity, node in session.execute(q).tuples():
+                found[(environment, entity, node)] = node_id
+        return found
+
+    ids = known()
+    missing = wanted - set(ids)
+    if missing:
+        rows = [{"environment": e, "entity": n, "node": d} for e, n, d in sorted(missing)]
+        session.execute(insert(HealthNodeRow), rows)
+        ids = known()
+    return ids
+
+
+def _stored(session: Session, keys: list[Key]) -> set[Key]:
+    """Which of `keys` are stored already."""
+    found: set[Key] = set()
+    if not keys:
+        return found
+    nodes = sorted({k[0] for k in keys})
+    times = [k[1] for k in keys]
+    for start in range(0, len(nodes), 500):
+        q = select(
+            HealthReportRow.node_id,
+            HealthReportRow.time_us,
+            HealthReportRow.live,
+            HealthReportRow.version,
+            HealthReportRow.state_code,
+        ).where(
+            HealthReportRow.node_id.in_(nodes[start : start + 500]),
+            HealthReportRow.time_us.between(min(times), max(times)),
+        )
+        found.update(session.execute(q).tuples())
+    return found & set(keys)
