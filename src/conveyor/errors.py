@@ -57,6 +57,10 @@ class Conflict(ConveyorError):
     """The request contradicts the current state (a version created twice, a full queue)."""
 
 
+class PreconditionFailed(Conflict):
+    """A write based on a stale read: the thing changed since (HTTP 412)."""
+
+
 class IllegalTransition(Conflict):
     """A state change the state machine does not allow (a bug, or a race lost)."""
 

@@ -16,6 +16,7 @@ from conveyor.errors import (
     DefinitionError,
     Forbidden,
     NotFound,
+    PreconditionFailed,
     Unauthenticated,
 )
 
@@ -25,6 +26,7 @@ TYPE_BASE = "https://conveyor.dev/problems/"
 STATUSES: list[tuple[type[ConveyorError], int, str, str]] = [
     (DefinitionError, 422, "invalid-definition", "The input is not valid"),
     (NotFound, 404, "not-found", "Not found"),
+    (PreconditionFailed, 412, "precondition-failed", "Changed since it was read"),
     (Conflict, 409, "conflict", "Conflicts with the current state"),
     (Unauthenticated, 401, "unauthenticated", "Who calls is not known"),
     (Forbidden, 403, "forbidden", "Not allowed"),

@@ -3,12 +3,14 @@ back, approve and reject; the approvals waiting for the caller."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from conveyor.api.app import Caller, Reader
+from conveyor.clock import utc
 from conveyor.jsonstyle import camel, plain
 
 router = APIRouter(tags=["releases"])
@@ -53,8 +55,29 @@ class Rollback(BaseModel):
 
 
 @router.get("/releases")
-def list_releases(cv: Reader, product: str | None = None) -> list[dict[str, Any]]:
-    return [_release(r) for r in cv.list_releases(product)]
+def list_releases(
+    cv: Reader,
+    request: Request,
+    response: Response,
+    product: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Releases oldest first, filtered, a page at a time: `X-Total-Count` says how many
+    match, `Link: <...>; rel="next"` where the next page is."""
+    start = utc(since) if since else None  # without a zone: UTC
+    rows = [
+        r
+        for r in cv.list_releases(product)
+        if (status is None or r.status == status) and (start is None or utc(r.created_at) >= start)
+    ]
+    response.headers["X-Total-Count"] = str(len(rows))
+    if offset + limit < len(rows):
+        after = request.url.include_query_params(offset=offset + limit, limit=limit)
+        response.headers["Link"] = f'<{after}>; rel="next"'
+    return [_release(r) for r in rows[offset : offset + limit]]
 
 
 @router.post("/releases", status_code=201)
