@@ -51,6 +51,7 @@ def run_server(
 
     from conveyor.api.app import Server, create_app
     from conveyor.engine.delivery import Deliverer
+    from conveyor.web import add_pages
 
     engine: threading.Thread | None = None
     notifications = Deliverer(cv.store, cv.clock)
@@ -61,6 +62,7 @@ def run_server(
         )
     alive = engine.is_alive if engine is not None else None
     app = create_app(Server(cv.store, cv.clock, cv.registry, cv.workdir, alive))
+    add_pages(app)
     config = uvicorn.Config(
         app,
         host=host,
