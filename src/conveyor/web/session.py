@@ -16,10 +16,14 @@ SESSION = "conveyor_session"
 CSRF = "conveyor_csrf"
 
 
+LIFETIME = 12 * 3600  # seconds: a working day, then log in again
+
+
 def start(response: Response, token: str, secure: bool) -> None:
-    options = {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}
-    response.set_cookie(SESSION, token, max_age=12 * 3600, **options)  # type: ignore[arg-type]
-    response.set_cookie(CSRF, secrets.token_urlsafe(32), max_age=12 * 3600, **options)  # type: ignore[arg-type]
+    for name, value in ((SESSION, token), (CSRF, secrets.token_urlsafe(32))):
+        response.set_cookie(
+            name, value, max_age=LIFETIME, httponly=True, samesite="lax", secure=secure, path="/"
+        )
 
 
 def end(response: Response) -> None:
