@@ -70,3 +70,33 @@ def test_an_approver_approves_from_the_release_page(api: Api) -> None:
         logout = ada.post("/logout", data={"csrf": csrf_of(page)})
         assert logout.status_code == 303
         assert ada.get("/").status_code == 303
+
+
+def test_the_release_view_changes_live_without_a_reload(api: Api) -> None:
+    """The page's event stream sends the release's environments again when they change."""
+    with api.client("ci") as ci:
+        body = {"product": "shop", "version": "7.1.0", "artifacts": WEB}
+        ci.post("/api/v1/releases", json=body).raise_for_status()
+        ci.post("/api/v1/releases/shop@7.1.0/trigger", json={"flow": "main"}).raise_for_status()
+        until("qa waiting", lambda: states(ci, "shop@7.1.0").get("qa") == "waiting")
+    with browser(api) as viewer, api.client("ada") as ada:
+        log_in(viewer, api, "ci")
+        page = viewer.get("/releases/shop@7.1.0").text
+        assert 'data-live="/releases/shop@7.1.0/events"' in page and "/static/live.js" in page
+        events: list[str] = []
+        with viewer.stream("GET", "/releases/shop@7.1.0/events", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            data: list[str] = []
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    data.append(line.removeprefix("data: "))
+                elif not line and data:
+                    events.append("\n".join(data))
+                    data = []
+                    if len(events) == 1:
+                        assert 'class="node waiting" data-environment="qa"' in events[0]
+                        ada.post("/api/v1/promotions/shop@7.1.0/qa/approve", json={})
+                    elif "status succeeded" in events[-1]:
+                        break
+                assert len(events) < 20, events
+        assert 'class="status succeeded"' in events[-1]

@@ -3,22 +3,27 @@ decisions a person may take there. Forms post back with a CSRF token."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.app import Server
 from conveyor.engine.service import Conveyor
+from conveyor.engine.view import ReleaseView
 from conveyor.errors import ConveyorError, Unauthenticated
 from conveyor.model.access import Need, Role, permits
 from conveyor.web import session
 
 router = APIRouter(include_in_schema=False)
+LIVE_EVERY = 0.5  # seconds between looks at a release someone watches
+LIVE_LOOKS = 1200  # ten minutes, then the browser reconnects
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
@@ -88,13 +93,45 @@ def release(request: Request, ref: str) -> Response:
         return _login(request)
     cv.may_look()
     view = cv.show(ref)
+    return _page(request, "release.html", cv, view=view, ref=ref, may_decide=_deciding(cv, view))
+
+
+def _deciding(cv: Conveyor, view: ReleaseView) -> set[str]:
+    """The environments where the caller may approve or reject now."""
     _, _, grants = cv.whoami()
-    may_decide = {
+    return {
         n.environment
         for n in view.nodes
         if n.state == "waiting" and permits(grants, Need(Role.APPROVER, "approve", n.environment))
     }
-    return _page(request, "release.html", cv, view=view, ref=ref, may_decide=may_decide)
+
+
+@router.get("/releases/{ref}/events", response_model=None)
+async def release_events(request: Request, ref: str) -> Response:
+    """The release view's changing part, sent again whenever it changes (server-sent
+    events). The stream ends after LIVE_LOOKS looks; the browser's EventSource reconnects."""
+    cv = session.visitor(request)
+    if cv is None:
+        raise Unauthenticated("log in first")
+    await run_in_threadpool(cv.may_look)
+    csrf = session.csrf_token(request)
+    fragment = templates.get_template("levels.html")
+
+    async def stream() -> AsyncIterator[str]:
+        last = ""
+        for _ in range(LIVE_LOOKS):
+            if await request.is_disconnected():
+                return
+            view = await run_in_threadpool(cv.show, ref)
+            deciding = await run_in_threadpool(_deciding, cv, view)
+            html = fragment.render(view=view, ref=ref, may_decide=deciding, csrf=csrf)
+            if html != last:
+                yield "event: levels\ndata: " + html.replace("\n", "\ndata: ") + "\n\n"
+                last = html
+            await asyncio.sleep(LIVE_EVERY)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
 @router.post("/releases/{ref}/{environment}/{verdict}", response_model=None)
