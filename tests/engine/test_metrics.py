@@ -58,6 +58,7 @@ def test_the_figures_follow_the_store(cv: Conveyor, clock: ManualClock) -> None:
     assert waiting['conveyor_releases{status="running"}'] == 1
     assert waiting['conveyor_promotions{environment="dev",state="waiting"}'] == 1
     assert waiting['conveyor_promotions{environment="qa",state="pending"}'] == 1
+    assert waiting['conveyor_promotions{environment="qa",state="succeeded"}'] == 0
     assert waiting["conveyor_oldest_waiting_promotion_seconds"] == 3600
     assert waiting['conveyor_gates_waiting{kind="releaseLabel"}'] == 1
     assert waiting["conveyor_approvals_pending"] == 0
@@ -66,6 +67,7 @@ def test_the_figures_follow_the_store(cv: Conveyor, clock: ManualClock) -> None:
     done = samples(cv.metrics())
     assert done['conveyor_releases{status="succeeded"}'] == 1
     assert done['conveyor_promotions{environment="qa",state="succeeded"}'] == 1
+    assert done['conveyor_promotions{environment="qa",state="pending"}'] == 0  # not gone
     assert done['conveyor_task_runs{status="succeeded"}'] == 2
     assert done["conveyor_oldest_waiting_promotion_seconds"] == 0
     assert done["conveyor_audit_events_total"] > waiting["conveyor_audit_events_total"]

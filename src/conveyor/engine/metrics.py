@@ -64,8 +64,14 @@ class StoreCollector(Collector):
                 PromotionRow.environment, PromotionRow.state
             )
         )
-        for environment, state, count in by_env:
-            promotions.add_metric([environment, state], count)
+        counted: dict[str, dict[str, int]] = defaultdict(dict)
+        for environment, state, count in by_env.tuples():
+            counted[environment][state] = count
+        # Every state of every environment, 0 included: a series that vanished when its last
+        # promotion moved on would read as "no data", not as none.
+        for environment, states in sorted(counted.items()):
+            for state in PromotionState:
+                promotions.add_metric([environment, str(state)], states.get(state, 0))
         yield promotions
 
         tasks = GaugeMetricFamily(
