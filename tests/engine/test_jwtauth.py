@@ -167,9 +167,21 @@ def test_an_issuer_that_does_not_answer_refuses_cleanly(
 ) -> None:
     server.route("/realms/platform/keys", 503, b"down")
     secret = token()
-    with pytest.raises(Unauthenticated, match="could not fetch the signing keys") as raised:
-        Verifier([issuer], clock).identify(secret)
-    assert secret not in str(raised.value)
+    verifier = Verifier([issuer], clock)
+    for _ in range(3):
+        with pytest.raises(Unauthenticated, match="could not fetch the signing keys") as raised:
+            verifier.identify(secret)
+        assert secret not in str(raised.value)
+    assert server.hits["/realms/platform/keys"] == 1  # a down issuer is not hammered
+    clock.advance(timedelta(seconds=61))
+    with pytest.raises(Unauthenticated, match="could not fetch"):
+        verifier.identify(token(exp=int((T0 + timedelta(hours=1)).timestamp())))
+    assert server.hits["/realms/platform/keys"] == 2
+
+
+def test_only_names_in_the_groups_claim_count(verifier: Verifier, token: Signer) -> None:
+    assert verifier.identify(token(groups=["sre", 1, {"a": 2}])).groups == {"sre"}
+    assert verifier.identify(token(groups="sre")).groups == frozenset()
 
 
 def test_the_config_file_is_checked_with_lines(tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ def _secure(url: str) -> bool:
 @dataclass
 class _Keys:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
-    fetched_at: datetime | None = None
+    fetched_at: datetime | None = None  # the last attempt, failed or not
+    failure: Unauthenticated | None = None  # why the last attempt failed
 
 
 class Verifier:
@@ -171,10 +172,10 @@ class Verifier:
         user = claims.get(issuer.userClaim)
         if not isinstance(user, str) or not user:
             raise Unauthenticated(f"the bearer token has no {issuer.userClaim!r} claim")
-        groups = claims.get(issuer.groupsClaim) or []
-        if not isinstance(groups, list):
-            groups = []
-        return Identity(issuer.userPrefix + user, frozenset(str(g) for g in groups), local=False)
+        listed = claims.get(issuer.groupsClaim)
+        # Only a list of names: anything else in the claim names no group.
+        groups = [g for g in listed if isinstance(g, str)] if isinstance(listed, list) else []
+        return Identity(issuer.userPrefix + user, frozenset(groups), local=False)
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         now = self.clock.now().timestamp()
@@ -198,8 +199,16 @@ class Verifier:
             if kid not in held.keys and stale:
                 # A new key id: the issuer rotated its keys. Refetch, but not on every
                 # request with a made-up kid.
-                held.keys, held.fetched_at = self._fetch(issuer), now
+                # A failed attempt counts too: an issuer that is down is not asked again
+                # on every request.
+                held.fetched_at = now
+                try:
+                    held.keys, held.failure = self._fetch(issuer), None
+                except Unauthenticated as exc:
+                    held.failure = exc
             key = held.keys.get(kid)
+            if key is None and held.failure is not None:
+                raise held.failure
         if key is None:
             raise Unauthenticated("the bearer token is signed with a key its issuer does not list")
         return key
