@@ -47,3 +47,14 @@ def plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+# What a release is in JSON (`release list -o json`, the API): the same fields in both.
+RELEASE_FIELDS = (
+    *("product", "version", "status", "flow", "created_by", "created_at"),
+    *("triggered_at", "finished_at", "artifacts", "labels", "message"),
+)
+
+
+def release_doc(row: object) -> dict[str, Any]:
+    return {camel(f): plain(getattr(row, f)) for f in RELEASE_FIELDS}

@@ -11,18 +11,9 @@ from pydantic import BaseModel, Field
 
 from conveyor.api.app import Caller, Reader
 from conveyor.clock import utc
-from conveyor.jsonstyle import camel, plain
+from conveyor.jsonstyle import plain, release_doc
 
 router = APIRouter(tags=["releases"])
-
-RELEASE_FIELDS = (
-    *("product", "version", "status", "flow", "created_by", "created_at"),
-    *("triggered_at", "finished_at", "artifacts", "labels", "message"),
-)
-
-
-def _release(row: object) -> dict[str, Any]:
-    return {camel(f): plain(getattr(row, f)) for f in RELEASE_FIELDS}
 
 
 class NewRelease(BaseModel):
@@ -77,12 +68,12 @@ def list_releases(
     if offset + limit < len(rows):
         after = request.url.include_query_params(offset=offset + limit, limit=limit)
         response.headers["Link"] = f'<{after}>; rel="next"'
-    return [_release(r) for r in rows[offset : offset + limit]]
+    return [release_doc(r) for r in rows[offset : offset + limit]]
 
 
 @router.post("/releases", status_code=201)
 def create_release(cv: Caller, body: NewRelease) -> dict[str, Any]:
-    return _release(cv.create_release(body.product, body.version, body.artifacts, body.labels))
+    return release_doc(cv.create_release(body.product, body.version, body.artifacts, body.labels))
 
 
 @router.get("/releases/{ref}")
@@ -92,7 +83,7 @@ def show_release(cv: Reader, ref: str) -> Any:
 
 @router.post("/releases/{ref}/trigger")
 def trigger(cv: Caller, ref: str, body: Trigger) -> dict[str, Any]:
-    return _release(cv.trigger(body.flow, ref))
+    return release_doc(cv.trigger(body.flow, ref))
 
 
 @router.post("/releases/{ref}/labels")

@@ -270,7 +270,9 @@ def release_list(
     check_output(output, ("table", "wide", "json", "yaml"))
     rows = cv_of(ctx).list_releases(product)
     if output in ("json", "yaml"):
-        dump([_release_json(r) for r in rows], output)
+        from conveyor.jsonstyle import release_doc
+
+        dump([release_doc(r) for r in rows], output)
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     columns = ["release", "status", "flow", "created"]
@@ -285,16 +287,6 @@ def release_list(
             cells += [r.created_by, finished, labels]
         table.add_row(*cells)
     out.print(table)
-
-
-def _release_json(r: object) -> dict[str, object]:
-    from conveyor.jsonstyle import camel
-
-    fields = (
-        *("product", "version", "status", "flow", "created_by", "created_at"),
-        *("triggered_at", "finished_at", "artifacts", "labels", "message"),
-    )
-    return {camel(f): getattr(r, f) for f in fields}
 
 
 @release_app.command("label")
