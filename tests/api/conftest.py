@@ -3,10 +3,6 @@ with roles and their API tokens."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +15,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.model.access import Role, Scope
 from conveyor.store.db import open_store
 from tests.conftest import BASE, apply_yaml
+from tests.serving import serving
 
 FLOW = """
 ---
@@ -69,12 +66,6 @@ class Api:
         return httpx.Client(base_url=self.url, headers=headers, trust_env=False, timeout=30)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("serve")
@@ -89,26 +80,5 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             cv.grant(f"user:{name}", role, scope)
         tokens[name] = cv.create_token(name, timedelta(days=1))[1]
     cv.close()
-    port = free_port()
-    exe = str(Path(sys.executable).parent / "conveyor")
-    proc = subprocess.Popen(
-        [exe, "--db", str(db), "serve", "--port", str(port)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", trust_env=False).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"conveyor serve did not start: {proc.communicate()[1]!r}")
-        time.sleep(0.05)
-    yield Api(url, tokens, db)
-    proc.terminate()
-    proc.wait(30)
+    with serving(db, root) as url:
+        yield Api(url, tokens, db)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import free_port
+from tests.gitrepos import free_port
 
 
 def test_the_demo_keeps_serving_its_store(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ class Shell:
             self.cwd = Path(argv[1])
             return []
         if argv[0] == "conveyor":
-            done = inprocess.run(self.cwd, argv[1:], self.env)
+            done = self.conveyor(argv[1:])
         elif argv[0] == "git":
             done = subprocess.run(argv, cwd=self.cwd, capture_output=True, text=True, timeout=60)
         else:
@@ -138,6 +138,9 @@ class Shell:
         said = (done.stdout + done.stderr).replace(str(self.root), self.workspace)
         said = said.replace(ME, "local:you")
         return [line for line in said.splitlines()]
+
+    def conveyor(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        return inprocess.run(self.cwd, args, self.env)
 
     def check(self, command: Command, page: str, fixes: list[tuple[Command, list[str]]]) -> None:
         """Run and compare; with DOCS_UPDATE=1 in the environment, a mismatch without `...`

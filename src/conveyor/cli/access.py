@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.common import check_output, cv_of, dump, out, pairs, usage
+from conveyor.cli.common import check_output, cv_of, dump, err, out, pairs, text, usage
 
 user_app = typer.Typer(help="Users and their groups.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (for the server and scripts).", no_args_is_help=True)
@@ -173,8 +173,8 @@ def token_create(
     except ValueError as exc:
         raise usage(str(exc), "--expires") from None
     token_id, token = cv_of(ctx).create_token(user, lifetime, description)
-    typer.echo(token)
-    typer.echo(f"token {token_id} for {user}, shown once", err=True)
+    text(token)
+    err.print(f"token {token_id} for {user}, shown once", markup=False, highlight=False)
 
 
 @token_app.command("list")

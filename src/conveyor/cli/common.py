@@ -8,8 +8,11 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import typer
 from rich.console import Console
@@ -24,20 +27,78 @@ if TYPE_CHECKING:
 # Piped output (CI logs, `make demo | tee`) keeps a readable width instead of 80 columns,
 # unless COLUMNS says how wide to draw.
 _FIT = sys.stdout.isatty() or "COLUMNS" in os.environ
-out = Console(width=None if _FIT else 160, soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+PIPED_WIDTH = 160
+
+
+class _Bound(threading.local):
+    consoles: tuple[Console, Console] | None = None
+
+
+_bound = _Bound()
+
+
+class _ThreadConsole:
+    """The terminal's console, or in a thread running a command for a remote caller
+    (cli/remote_exec.py), that command's: the server runs several commands at once."""
+
+    def __init__(self, which: int, default: Console) -> None:
+        self._which, self._default = which, default
+
+    def _console(self) -> Console:
+        consoles = _bound.consoles
+        return consoles[self._which] if consoles else self._default
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._console(), name)
+
+    # `with console:` (rich's Live) looks these up on the type, not through __getattr__.
+    def __enter__(self) -> Console:
+        return self._console().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._console().__exit__(*exc)
+
+
+out = cast(Console, _ThreadConsole(0, Console(width=None if _FIT else PIPED_WIDTH, soft_wrap=True)))
+err = cast(Console, _ThreadConsole(1, Console(stderr=True, soft_wrap=True)))
+
+
+@contextmanager
+def output_to(stdout: IO[str], stderr: IO[str], width: int, color: bool) -> Iterator[None]:
+    """Send this thread's `out` and `err` to these files, drawn `width` columns wide."""
+
+    def console(file: IO[str]) -> Console:
+        return Console(
+            file=file,
+            width=width,
+            soft_wrap=True,
+            force_terminal=color,
+            color_system="standard" if color else None,
+        )
+
+    _bound.consoles = (console(stdout), console(stderr))
+    try:
+        yield
+    finally:
+        _bound.consoles = None
 
 
 class State:
     """The global options, and the Conveyor opened on first use."""
 
-    def __init__(self, db: str | None, act_as: str | None = None) -> None:
+    def __init__(
+        self, db: str | None, act_as: str | None = None, served: Conveyor | None = None
+    ) -> None:
+        """`served`: the caller's Conveyor when a server runs the command (remote_exec.py)."""
         self.url, self.act_as = database_url(db), act_as
-        self._cv: Conveyor | None = None
+        self._cv, self.served = served, served
 
     def identity(self) -> Identity:
         """The operating-system user, or whom an admin acts as (`--as`)."""
         from conveyor.model.access import Identity
+
+        if self.served is not None:
+            return self.served.identity
 
         me = f"local:{login()}"
         return Identity(self.act_as, real=me) if self.act_as else Identity(me)
@@ -45,7 +106,12 @@ class State:
     def database(self) -> Path | None:
         """The SQLite file to read, which must exist (None for a server database).
 
-        A typo in --db must not answer with an empty list, as if every release had gone."""
+        A typo in --db must not answer with an empty list, as if every release had gone.
+        On a server: None, after checking that the caller may look (files are not read
+        behind the service's back there)."""
+        if self.served is not None:
+            self.served.may_look()
+            return None
         path = sqlite_file(self.url)
         if path is not None and not path.exists():
             raise NotFound(
@@ -123,8 +189,7 @@ def dump(data: Any, fmt: str, documents: bool = False) -> None:
     if fmt == "json":
         import json
 
-        sys.stdout.flush()
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        text(json.dumps(data, indent=2, ensure_ascii=False))
         return
     if fmt != "yaml":
         raise usage(f"unknown output '{fmt}': use table, yaml or json", "--output")
@@ -132,5 +197,10 @@ def dump(data: Any, fmt: str, documents: bool = False) -> None:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    sys.stdout.flush()
-    yaml.dump_all(data if documents else [data], sys.stdout)
+    yaml.dump_all(data if documents else [data], out.file)
+
+
+def text(value: str, end: str = "\n") -> None:
+    """Print `value` as it is: no markup, highlighting or wrapping (JSON, drawings, tokens)."""
+    out.file.write(value + end)
+    out.file.flush()

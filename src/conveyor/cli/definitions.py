@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.cli.common import check_output, cv_of, dump, out, state_of, usage
+from conveyor.cli.common import check_output, cv_of, dump, out, state_of, text, usage
 from conveyor.model.kinds import KIND_NAMES, canonical_kind
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def flow_show(
         drawing = draw(flow.spec, fmt, name=name)
     except ValueError as exc:
         raise usage(str(exc), "--format") from None
-    print(drawing)
+    text(drawing)
 
 
 @policy_app.command("explain")

@@ -6,6 +6,7 @@ parts it uses when it runs (bench/cli.py holds `--help` and `get` under a quarte
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -17,8 +18,10 @@ from conveyor.cli import (
     approvals,
     definitions,
     engine,
+    login,
     notifications,
     releases,
+    remote,
     serve,
     status,
 )
@@ -33,7 +36,7 @@ from conveyor.errors import ConveyorError
 T = TypeVar("T")
 # Options of the whole tool, accepted after the command too (`conveyor get flows --db x`),
 # as kubectl takes its global flags anywhere. Each takes one value.
-GLOBAL_OPTIONS = ("--db", "--as")
+GLOBAL_OPTIONS = ("--db", "--as", "--server")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -66,7 +69,7 @@ words_not_types()
 app = typer.Typer(
     cls=ConveyorGroup,
     help="Conveyor: promote releases through environments.\n\n"
-    "Global options (--db, --as) may come before or after the command.",
+    "Global options (--db, --as, --server) may come before or after the command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -103,6 +106,16 @@ def root(
             "'local:YOU as NAME'). Without it you are local:LOGIN.",
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            envvar="CONVEYOR_SERVER",
+            help="Run the command on this Conveyor server, as the user of $CONVEYOR_TOKEN "
+            "or of `conveyor login URL`.",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -114,7 +127,8 @@ def root(
 
     # httpx logs whole request URLs (upload sessions, signed storage links) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    ctx.obj = State(db, actor)
+    if not isinstance(ctx.obj, State):  # a server running the command made its own
+        ctx.obj = State(db, actor)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -124,6 +138,7 @@ status.register(app)
 access.register(app)
 approvals.register(app)
 notifications.register(app)
+login.register(app)
 engine.register(app)
 serve.register(app)
 app.add_typer(p2p_app, name="p2p")
@@ -140,6 +155,12 @@ def _guard(fn: Callable[[], T]) -> T:
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    server = remote.server_in(argv)
+    if server is not None:
+        code = _guard(lambda: remote.run(server, argv, typer.main.get_command(app)))
+        if code is not None:
+            raise SystemExit(code)
     _guard(lambda: app(standalone_mode=True))
 
 

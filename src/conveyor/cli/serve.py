@@ -50,6 +50,7 @@ def run_server(
     import uvicorn
 
     from conveyor.api.app import Server, create_app
+    from conveyor.cli import remote_exec
     from conveyor.engine.delivery import Deliverer
     from conveyor.web import add_pages
 
@@ -63,6 +64,7 @@ def run_server(
     alive = engine.is_alive if engine is not None else None
     app = create_app(Server(cv.store, cv.clock, cv.registry, cv.workdir, alive))
     add_pages(app)
+    remote_exec.mount(app)
     config = uvicorn.Config(
         app,
         host=host,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.cli.common import check_output, cv_of, dump, err, out, usage
+from conveyor.cli.common import check_output, cv_of, dump, err, out, text, usage
 from conveyor.cli.errors import AUDIT_BROKEN
 from conveyor.cli.health import parse_at
 
@@ -129,7 +129,7 @@ def metrics(ctx: typer.Context) -> None:
     Example (node_exporter's textfile collector):
       conveyor metrics > /var/lib/node_exporter/conveyor.prom
     """
-    print(cv_of(ctx).metrics(), end="")
+    text(cv_of(ctx).metrics(), end="")
 
 
 @audit_app.command("log")

@@ -22,8 +22,10 @@ class People(ServiceBase):
 
     def may_look(self) -> None:
         """Reads through the server need a role, any role, over some environment (each
-        role may look); Forbidden otherwise."""
+        role may look); Forbidden otherwise. Acting as someone else needs admin."""
         with self.store.session() as s:
+            if self.identity.real:
+                access.may_act_as(s, Identity(self.identity.real), self.clock.now())
             if not access.grants_of(s, self.identity):
                 raise Forbidden(
                     f"{self.identity.user} may not look: that needs a role (viewer at least) "
