@@ -1,5 +1,5 @@
 """Definitions: apply a multi-document YAML body (all or nothing, with file/line errors as
-`conveyor apply` gives them), list, get, delete."""
+`conveyor apply` gives them), list, get, revisions with diffs, delete."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.app import Caller, Reader
 from conveyor.engine.resources import Current
+from conveyor.engine.revisions import diff
 from conveyor.engine.service import Conveyor
 from conveyor.errors import DefinitionError, NotFound, PreconditionFailed
 from conveyor.jsonstyle import plain
@@ -89,6 +90,23 @@ def get_definition(cv: Reader, kind: str, name: str, response: Response) -> dict
     current = cv.get(kind, name)[0]
     response.headers["ETag"] = etag(current)
     return _doc(current)
+
+
+@router.get("/definitions/{kind}/{name}/revisions")
+def list_revisions(cv: Reader, kind: str, name: str) -> list[dict[str, Any]]:
+    """Every revision, oldest first, each with its document and the diff from the one before."""
+    found = cv.revisions(kind, name)
+    return [
+        {
+            "revision": r.revision,
+            "deleted": r.deleted,
+            "appliedBy": r.applied_by,
+            "appliedAt": plain(r.applied_at),
+            "document": r.document,
+            "diff": diff(found[i - 1] if i else None, r, f"{kind}/{name}"),
+        }
+        for i, r in enumerate(found)
+    ]
 
 
 @router.delete("/definitions/{kind}/{name}")

@@ -25,6 +25,7 @@ from conveyor.engine import (
     windows,
 )
 from conveyor.engine import health as health_reports
+from conveyor.engine import revisions as history
 from conveyor.engine.healthbatch import HealthReportIn
 from conveyor.engine.people import People
 from conveyor.engine.reconciler import Engine, PassOutcome
@@ -63,6 +64,10 @@ class Conveyor(People):
             if name:
                 return [resources.get_current(s, kind, name)]
             return resources.list_current(s, kind)
+
+    def revisions(self, kind: str, name: str) -> list[history.Revision]:
+        with self.store.session() as s:
+            return history.revisions(s, canonical_kind(kind), name)
 
     def delete(self, kind: str, name: str) -> int:
         with self._write(Role.ADMIN, "delete definitions") as s:

@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 
 def add_pages(app: FastAPI) -> None:
     """The pages and their one stylesheet, on an app `conveyor.api.create_app` made."""
-    from conveyor.web.pages import router
+    from conveyor.web import flows, insight, lists, pages, products
 
-    app.include_router(router)
+    for module in (pages, flows, products, insight, lists):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
