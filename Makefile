@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # System tools the test suite drives for real (installed only when missing).
-APT_TOOLS := git docker-registry skopeo
+APT_TOOLS := git docker-registry skopeo chromium
 
 .PHONY: demo test lint typecheck unit sysdeps venv clean bench
 

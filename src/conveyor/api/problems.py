@@ -42,9 +42,14 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
     return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
 
 
+def describe(exc: ConveyorError) -> tuple[int, str, str]:
+    """(status, slug, title) of an error, from the table."""
+    return next((s, k, t) for cls, s, k, t in STATUSES if isinstance(exc, cls))
+
+
 def from_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConveyorError)
-    status, slug, title = next((s, k, t) for cls, s, k, t in STATUSES if isinstance(exc, cls))
+    status, slug, title = describe(exc)
     extra: dict[str, Any] = {}
     if isinstance(exc, DefinitionError):
         extra["problems"] = [

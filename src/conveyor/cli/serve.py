@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from conveyor.engine.service import Conveyor
 
 
+GRACE = 10  # seconds
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Where to listen.")] = "127.0.0.1",
@@ -70,6 +73,9 @@ def run_server(
         host=host,
         port=port,
         log_level="warning",
+        # Requests in flight get this long to finish; live pages' streams are then cut
+        # (their browsers reconnect to whichever server answers next).
+        timeout_graceful_shutdown=GRACE,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
     )

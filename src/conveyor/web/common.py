@@ -41,7 +41,7 @@ def to_login(request: Request) -> RedirectResponse:
 
 
 def back_to(path: str) -> RedirectResponse:
-    return RedirectResponse(quote(path), status_code=303)
+    return RedirectResponse(quote(path, safe="/@"), status_code=303)
 
 
 def may(cv: Conveyor, role: Role, action: str, environment: str | None = None) -> bool:
