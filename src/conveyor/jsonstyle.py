@@ -58,3 +58,43 @@ RELEASE_FIELDS = (
 
 def release_doc(row: object) -> dict[str, Any]:
     return {camel(f): plain(getattr(row, f)) for f in RELEASE_FIELDS}
+
+
+def verdict(health: Any) -> str:
+    """An entity's health (EntityHealth) in a word: unhealthy, healthy or pending."""
+    if health.unhealthy_verdict:
+        return "unhealthy"
+    if health.satisfies_healthy:
+        return "healthy"
+    return "pending"
+
+
+def health_doc(health: Any, healthy: float, unhealthy: float) -> dict[str, Any]:
+    """An entity's health (EntityHealth) against the product's thresholds."""
+    return {
+        "entity": health.entity,
+        "firstSeen": health.first_seen,
+        "soakSeconds": health.soak.total_seconds(),
+        "healthySeconds": health.healthy.total_seconds(),
+        "unhealthySeconds": health.unhealthy.total_seconds(),
+        "healthyRatio": health.healthy_ratio,
+        "unhealthyRatio": health.unhealthy_ratio,
+        "healthyThreshold": healthy,
+        "unhealthyThreshold": unhealthy,
+        "satisfiesHealthy": health.satisfies_healthy,
+        "unhealthyVerdict": health.unhealthy_verdict,
+        "verdict": verdict(health),
+    }
+
+
+def windows_doc(environment: str, at: datetime, found: Any, decision: Any) -> dict[str, Any]:
+    """Whether a promotion may start (a window Decision), and the windows that decide."""
+    return {
+        "environment": environment,
+        "at": at,
+        "open": decision.open,
+        "reason": decision.reason,
+        "until": decision.until,
+        "nextOpening": decision.next_opening,
+        "windows": [{"source": source, **w.model_dump(mode="json")} for source, w in found],
+    }

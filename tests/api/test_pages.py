@@ -65,7 +65,7 @@ def test_an_approver_approves_from_the_release_page(api: Api) -> None:
         done = ada.post(
             "/releases/shop@7.0.0/qa/approve", data={"csrf": csrf_of(page), "comment": "ok"}
         )
-        assert done.status_code == 303 and done.headers["location"] == "/releases/shop%407.0.0"
+        assert done.status_code == 303 and done.headers["location"] == "/releases/shop@7.0.0"
         until("succeeded", lambda: "status succeeded" in ada.get("/releases/shop@7.0.0").text)
         logout = ada.post("/logout", data={"csrf": csrf_of(page)})
         assert logout.status_code == 303

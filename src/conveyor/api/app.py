@@ -67,7 +67,7 @@ Reader = Annotated[Conveyor, Depends(reader)]
 
 
 def create_app(server: Server) -> FastAPI:
-    from conveyor.api import definitions, observe, releases
+    from conveyor.api import definitions, observe, people, places, releases
 
     app = FastAPI(
         title="Conveyor",
@@ -81,7 +81,7 @@ def create_app(server: Server) -> FastAPI:
     app.state.server = server
     app.add_exception_handler(ConveyorError, problems.from_error)
     app.add_exception_handler(RequestValidationError, problems.from_validation)
-    for module in (definitions, releases, observe):
+    for module in (definitions, releases, places, observe, people):
         app.include_router(module.router, prefix=API)
 
     @app.get("/healthz", include_in_schema=False)

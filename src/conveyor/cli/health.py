@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli.common import cv_of, dump, out, text_or_data, usage
+from conveyor.jsonstyle import health_doc, verdict
 from conveyor.model.healthstate import HealthState
 
 if TYPE_CHECKING:
@@ -88,31 +89,6 @@ def report(
     out.print(f"health report of {entity}/{node} in {environment} {what}", markup=False)
 
 
-def verdict(health: EntityHealth) -> str:
-    if health.unhealthy_verdict:
-        return "unhealthy"
-    if health.satisfies_healthy:
-        return "healthy"
-    return "pending"
-
-
-def as_json(health: EntityHealth, healthy: float, unhealthy: float) -> dict[str, Any]:
-    return {
-        "entity": health.entity,
-        "firstSeen": health.first_seen,
-        "soakSeconds": health.soak.total_seconds(),
-        "healthySeconds": health.healthy.total_seconds(),
-        "unhealthySeconds": health.unhealthy.total_seconds(),
-        "healthyRatio": health.healthy_ratio,
-        "unhealthyRatio": health.unhealthy_ratio,
-        "healthyThreshold": healthy,
-        "unhealthyThreshold": unhealthy,
-        "satisfiesHealthy": health.satisfies_healthy,
-        "unhealthyVerdict": health.unhealthy_verdict,
-        "verdict": verdict(health),
-    }
-
-
 def as_text(health: EntityHealth, healthy: float, unhealthy: float) -> str:
     from conveyor.model.duration import format_duration
 
@@ -163,7 +139,7 @@ def show(
     unhealthy = current.spec.rolloutCriteria.unhealthyThreshold
     ordered = [results[name] for name in sorted(results)]
     if output != "text":
-        dump([as_json(h, healthy, unhealthy) for h in ordered], output)
+        dump([health_doc(h, healthy, unhealthy) for h in ordered], output)
         return
     if not ordered:
         out.print(f"no health reports in {environment} yet", markup=False)

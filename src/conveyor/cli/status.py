@@ -97,18 +97,9 @@ def windows(
     when_ = parse_at(at) or cv.clock.now()
     found, decision = cv.windows(environment, product, when_)
     if output != "table":
-        dump(
-            {
-                "environment": environment,
-                "at": when_,
-                "open": decision.open,
-                "reason": decision.reason,
-                "until": decision.until,
-                "nextOpening": decision.next_opening,
-                "windows": [{"source": source, **w.model_dump(mode="json")} for source, w in found],
-            },
-            output,
-        )
+        from conveyor.jsonstyle import windows_doc
+
+        dump(windows_doc(environment, when_, found, decision), output)
         return
     state = "open" if decision.open else "closed"
     opens = f"; opens {when(decision.next_opening, True)}" if decision.next_opening else ""

@@ -100,7 +100,10 @@ async def change(request: Request, what: str) -> Response:
             # Shown once, in this answer only: never in a URL, a log or a redirect.
             return await run_in_threadpool(_settings, request, cv, token)
         elif what == "revoke":
-            await run_in_threadpool(cv.revoke_token, int(fields.get("token", "0")))
+            token_id = int(fields.get("token", "0"))
+            if not 0 < token_id < 2**62:
+                raise ValueError(f"no token {token_id}")
+            await run_in_threadpool(cv.revoke_token, token_id)
         else:
             raise NotFound(f"no setting '{what}': users, grants, tokens or revoke")
     except (ConveyorError, ValueError) as exc:
