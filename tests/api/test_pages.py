@@ -8,6 +8,8 @@ import re
 
 import httpx
 
+from conveyor.engine.service import Conveyor
+from conveyor.store.db import open_store
 from tests.api.conftest import Api
 from tests.api.test_api import WEB, states, until
 
@@ -100,3 +102,25 @@ def test_the_release_view_changes_live_without_a_reload(api: Api) -> None:
                         break
                 assert len(events) < 20, events
         assert 'class="status succeeded"' in events[-1]
+
+
+def test_a_password_login_lasts_until_logout_and_goes_only_to_paths_here(api: Api) -> None:
+    admin = Conveyor(open_store(f"sqlite:///{api.db}"), actor="local:setup")
+    admin.set_password("ada", "ada's long passphrase")
+    admin.close()
+    with browser(api) as visitor:
+        wrong = visitor.post("/login", data={"user": "ada", "password": "nope", "next": "/"})
+        assert wrong.status_code == 401 and "wrong user name or password" in wrong.text
+        answer = visitor.post(
+            "/login",
+            data={"user": "ada", "password": "ada's long passphrase", "next": "//evil.example"},
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        home = visitor.get("/")
+        assert home.status_code == 200 and ">ada<" in home.text
+        session = visitor.cookies["conveyor_session"]
+        visitor.post("/logout", data={"csrf": csrf_of(home.text)})
+        # The session's token is revoked, not just forgotten by this browser.
+    with browser(api) as thief:
+        thief.cookies.set("conveyor_session", session)
+        assert thief.get("/").status_code == 303

@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 
+from conveyor.store import migrate
 from conveyor.store.db import open_store
 from conveyor.store.migrate import config, current, downgrade, upgrade
 
@@ -70,7 +71,7 @@ def test_upgrade_from_0003_marks_rollbacks_and_due_releases(tmp_path: Path) -> N
                 )
 
         upgrade(engine)
-        assert current(engine) == "0005"
+        assert current(engine) == migrate.head()
         with engine.connect() as connection:
             marked = dict(connection.execute(sa.text("SELECT id, rollback FROM promotions")).all())
             due = dict(connection.execute(sa.text("SELECT id, next_look_at FROM releases")).all())

@@ -194,7 +194,7 @@ def test_downgrade_to_base_and_back(engine: sa.Engine) -> None:
 def test_current(engine: sa.Engine) -> None:
     assert current(engine) is None
     upgrade(engine)
-    assert current(engine) == migrate.head() == "0005"
+    assert current(engine) == migrate.head() == "0006"
 
 
 def test_open_store_migrates_to_head(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ class Server:
     workdir: Path
     # Whether the engine serving this process is up (None: no engine in this process).
     engine_alive: Callable[[], bool] | None = None
+    # How people reach the server (behind a proxy, for OIDC's redirect); None: as asked.
+    base_url: str | None = None
 
     def __post_init__(self) -> None:
         # Identifies callers; keeps the OIDC keys it fetched between requests.

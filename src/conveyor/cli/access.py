@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.common import check_output, cv_of, dump, err, out, pairs, text, usage
+from conveyor.cli.common import (
+    ask_password,
+    check_output,
+    cv_of,
+    dump,
+    err,
+    out,
+    pairs,
+    stdin,
+    text,
+    usage,
+)
 
 user_app = typer.Typer(help="Users and their groups.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (for the server and scripts).", no_args_is_help=True)
@@ -65,6 +76,26 @@ def user_remove(ctx: typer.Context, name: str) -> None:
     """
     cv_of(ctx).remove_user(name)
     out.print(f"user {name} removed", markup=False)
+
+
+@user_app.command("password")
+def password(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user (yours, or anyone's for an admin).")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read it from stdin, not a prompt.")
+    ] = False,
+) -> None:
+    """Set a user's password, for logging in to the pages (at least 12 characters; kept as
+    an argon2id hash, never itself).
+
+    \b
+    Example:
+      conveyor user password ada
+    """
+    secret = stdin().readline().rstrip("\n") if password_stdin else ask_password(name)
+    cv_of(ctx).set_password(name, secret)
+    out.print(f"password of {name} set", markup=False)
 
 
 @user_app.command("list")

@@ -32,6 +32,7 @@ PIPED_WIDTH = 160
 
 class _Bound(threading.local):
     consoles: tuple[Console, Console] | None = None
+    stdin: IO[str] | None = None
 
 
 _bound = _Bound()
@@ -64,8 +65,11 @@ err = cast(Console, _ThreadConsole(1, Console(stderr=True, soft_wrap=True)))
 
 
 @contextmanager
-def output_to(stdout: IO[str], stderr: IO[str], width: int, color: bool) -> Iterator[None]:
-    """Send this thread's `out` and `err` to these files, drawn `width` columns wide."""
+def output_to(
+    stdout: IO[str], stderr: IO[str], width: int, color: bool, stdin: IO[str] | None = None
+) -> Iterator[None]:
+    """Send this thread's `out` and `err` to these files, drawn `width` columns wide, and
+    read its standard input (`stdin()`) from `stdin`."""
 
     def console(file: IO[str]) -> Console:
         return Console(
@@ -76,11 +80,16 @@ def output_to(stdout: IO[str], stderr: IO[str], width: int, color: bool) -> Iter
             color_system="standard" if color else None,
         )
 
-    _bound.consoles = (console(stdout), console(stderr))
+    _bound.consoles, _bound.stdin = (console(stdout), console(stderr)), stdin
     try:
         yield
     finally:
-        _bound.consoles = None
+        _bound.consoles, _bound.stdin = None, None
+
+
+def stdin() -> IO[str]:
+    """This command's standard input: the terminal's, or what a remote caller sent."""
+    return _bound.stdin or sys.stdin
 
 
 class State:
@@ -204,3 +213,11 @@ def text(value: str, end: str = "\n") -> None:
     """Print `value` as it is: no markup, highlighting or wrapping (JSON, drawings, tokens)."""
     out.file.write(value + end)
     out.file.flush()
+
+
+def ask_password(user: str) -> str:
+    """A new password, typed twice at the terminal (not echoed)."""
+    secret = getpass.getpass(f"new password for {user}: ")
+    if getpass.getpass("again: ") != secret:
+        raise usage("the two passwords differ: nothing changed", "password")
+    return secret

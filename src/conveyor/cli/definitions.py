@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.cli.common import check_output, cv_of, dump, out, state_of, text, usage
+from conveyor.cli.common import check_output, cv_of, dump, out, state_of, stdin, text, usage
 from conveyor.model.kinds import KIND_NAMES, canonical_kind
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def apply(
 
     docs = []
     if "-" in files:
-        docs.extend(load_text(sys.stdin.read(), "<stdin>"))
+        docs.extend(load_text(stdin().read(), "<stdin>"))
     docs.extend(load_paths([f for f in files if f != "-"]))
     for d, what in cv_of(ctx, create=True).apply(docs=docs):
         out.print(f"{d.ref} {what}", markup=False, highlight=False)

@@ -95,16 +95,14 @@ def without_server(argv: list[str]) -> list[str]:
 
 def pack_files(argv: list[str]) -> dict[str, str]:
     """The files (and YAML files of directories) that FILE_OPTIONS name, by the path as
-    given; `-` is this process's standard input."""
+    given (`-`, standard input, travels as such: see `standard_input`)."""
     files: dict[str, str] = {}
     for option, value in itertools.pairwise(argv):
-        if option not in FILE_OPTIONS:
+        if option not in FILE_OPTIONS or value == "-":
             continue
         path = Path(value)
         try:
-            if value == "-":
-                files["-"] = sys.stdin.read()
-            elif path.is_dir():
+            if path.is_dir():
                 for child in sorted(path.rglob("*")):
                     if child.suffix in (".yaml", ".yml") and child.is_file():
                         files[str(child)] = child.read_text()
@@ -113,6 +111,21 @@ def pack_files(argv: list[str]) -> dict[str, str]:
         except OSError as exc:
             raise DefinitionError(Problem(f"cannot read {value}: {exc.strerror}", value)) from None
     return files
+
+
+def standard_input(path: list[str], argv: list[str]) -> tuple[list[str], str | None]:
+    """What the command will read from standard input, read here: for `-f -` and the
+    `--*-stdin` options; a new password is asked for here, never on the server."""
+    if path == ["user", "password"] and "--password-stdin" not in argv:
+        from conveyor.cli.common import ask_password
+
+        after = argv[argv.index("password") + 1 :]
+        user = next((a for a in after if not a.startswith("-")), "the user")
+        return [*argv, "--password-stdin"], ask_password(user) + "\n"
+    reads = any(a in FILE_OPTIONS and b == "-" for a, b in itertools.pairwise(argv))
+    if reads or any(a.endswith("-stdin") for a in argv):
+        return argv, sys.stdin.read()
+    return argv, None
 
 
 def token_for(server: str) -> str:
@@ -166,10 +179,11 @@ def run(server: str, argv: list[str], group: Command) -> int | None:
         return exc.exit_code
     if not path or path[0] in LOCAL:
         return None
-    argv = without_server(argv)
+    argv, given = standard_input(path, without_server(argv))
     body: dict[str, Any] = {
         "argv": argv,
         "files": pack_files(argv),
+        "stdin": given,
         "width": out.width if _FIT else PIPED_WIDTH,
         "color": out.is_terminal,
     }

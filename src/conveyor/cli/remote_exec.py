@@ -44,11 +44,12 @@ class CommandIn(BaseModel):
     files: dict[str, str] = Field(default_factory=dict, max_length=1000)
     width: int = Field(160, ge=20, le=1000)
     color: bool = False
+    stdin: str | None = Field(None, max_length=16 * 1024 * 1024)
 
 
 class _Files:
     """The caller's files under a private directory: `rel/PATH` for relative paths,
-    `abs/PATH` for absolute ones, `stdin` for `-`."""
+    `abs/PATH` for absolute ones."""
 
     def __init__(self, files: dict[str, str]) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="conveyor-cli-"))
@@ -62,8 +63,6 @@ class _Files:
             raise
 
     def place(self, name: str) -> Path:
-        if name == "-":
-            return self.root / "stdin"
         path = PurePosixPath(name)
         if ".." in path.parts or not path.parts:
             raise DefinitionError(Problem(f"'{name}' is not a file path to send", name))
@@ -72,11 +71,7 @@ class _Files:
 
     def shown(self, text: str) -> str:
         """What the command printed, with the caller's paths back in place."""
-        return (
-            text.replace(f"{self.root}/abs", "")
-            .replace(f"{self.root}/rel/", "")
-            .replace(f"{self.root}/stdin", "<stdin>")
-        )
+        return text.replace(f"{self.root}/abs", "").replace(f"{self.root}/rel/", "")
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -97,7 +92,7 @@ def _arguments(argv: list[str], files: _Files) -> list[str]:
     """`argv` with each file option's value pointing at its copy."""
     result = list(argv)
     for i in range(len(result) - 1):
-        if result[i] in FILE_OPTIONS:
+        if result[i] in FILE_OPTIONS and result[i + 1] != "-":
             result[i + 1] = str(files.place(result[i + 1]))
     return result
 
@@ -165,7 +160,8 @@ def run_command(cv: Conveyor, body: CommandIn) -> Iterator[bytes]:
         code = 1
         try:
             out_pipe, err_pipe = _Pipe(lines, "out", files), _Pipe(lines, "err", files)
-            with output_to(out_pipe, err_pipe, body.width, body.color):
+            given = io.StringIO(body.stdin or "")
+            with output_to(out_pipe, err_pipe, body.width, body.color, given):
                 code = _execute(argv, state)
         finally:
             files.close()

@@ -29,6 +29,14 @@ def serve(
         Path | None, typer.Option("--tls-cert", help="A PEM certificate: serve https.")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Its PEM private key.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            metavar="URL",
+            help="How people reach this server (behind a proxy): OIDC login returns there.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (/api/v1, OpenAPI at /api/v1/openapi.json), /healthz, /readyz and
     /metrics, with the engine in the same process unless --no-engine. Ctrl-C or SIGTERM:
@@ -38,7 +46,7 @@ def serve(
     Example:
       conveyor --db /var/lib/conveyor/conveyor.db serve --host 0.0.0.0 --port 8080
     """
-    run_server(cv_of(ctx), host, port, not no_engine, tls_cert, tls_key)
+    run_server(cv_of(ctx), host, port, not no_engine, tls_cert, tls_key, base_url)
 
 
 def run_server(
@@ -48,6 +56,7 @@ def run_server(
     with_engine: bool = True,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    base_url: str | None = None,
 ) -> None:
     """Serve `cv`'s store until interrupted (also for `conveyor demo --serve`)."""
     import uvicorn
@@ -65,7 +74,8 @@ def run_server(
             target=cv.engine.serve, kwargs={"standby": True}, name="engine", daemon=True
         )
     alive = engine.is_alive if engine is not None else None
-    app = create_app(Server(cv.store, cv.clock, cv.registry, cv.workdir, alive))
+    base = base_url.rstrip("/") if base_url else None
+    app = create_app(Server(cv.store, cv.clock, cv.registry, cv.workdir, alive, base))
     add_pages(app)
     remote_exec.mount(app)
     config = uvicorn.Config(

@@ -180,7 +180,7 @@ def all_grants(s: Session) -> list[Grant]:
 # --- API tokens -----------------------------------------------------------------------------
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     # Tokens are 256 random bits: a plain hash is enough, no key stretching needed.
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -200,7 +200,7 @@ def create_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(
         user=user,
-        digest=_digest(token),
+        digest=digest(token),
         description=description,
         created_at=now,
         expires_at=now + lifetime,
@@ -234,7 +234,7 @@ def tokens(s: Session) -> list[TokenRow]:
 def identify(s: Session, token: str, now: datetime) -> Identity:
     """The user a bearer token stands for; Forbidden for an unknown, expired or revoked one
     (one message for all three: a caller learns nothing about which tokens exist)."""
-    row = s.scalar(select(TokenRow).where(TokenRow.digest == _digest(token)))
+    row = s.scalar(select(TokenRow).where(TokenRow.digest == digest(token)))
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise Unauthenticated(
             "the token is unknown, expired or revoked: ask an admin for a new one"

@@ -12,6 +12,10 @@ is not a Conveyor API token. An issuer is trusted only as configured in the file
         userPrefix: "oidc:"       # default "oidc:"; users are PREFIX + the claim
         jwksUri: https://...      # default: from the issuer's discovery document
         algorithms: [RS256, ES256, EdDSA]
+        login:                    # optional: people log in to the pages with this issuer
+          clientId: conveyor      # (authorization code + PKCE; web/oidc.py)
+          clientSecretEnv: CONVEYOR_OIDC_SECRET   # a confidential client's secret, if any
+          scopes: [openid, profile, email, groups]
 
 Time is read through the Clock (PyJWT's own checks read the system time, so they are off
 and done here). Every refusal says why and never echoes the token.
@@ -43,6 +47,25 @@ REFETCH_AFTER = timedelta(seconds=60)  # an unknown key id refetches the keys at
 TIMEOUT = 5.0
 
 
+class Login(BaseModel):
+    """How the pages send people to this issuer to log in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clientId: str = Field(min_length=1)
+    clientSecretEnv: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    authorizationEndpoint: str | None = None  # default: from the discovery document
+    tokenEndpoint: str | None = None
+
+    @field_validator("authorizationEndpoint", "tokenEndpoint")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not _secure(value):
+            raise ValueError("use https (plain http only to a loopback address, for tests)")
+        return value
+
+
 class Issuer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,6 +76,7 @@ class Issuer(BaseModel):
     userPrefix: str = "oidc:"
     jwksUri: str | None = None
     algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    login: Login | None = None
 
     @field_validator("issuer", "jwksUri")
     @classmethod
@@ -132,8 +156,9 @@ class Verifier:
         self._keys: dict[str, _Keys] = {}
         self._lock = threading.Lock()
 
-    def identify(self, token: str) -> Identity:
-        """The user a valid token stands for, with the groups its claim lists."""
+    def identify(self, token: str, nonce: str | None = None) -> Identity:
+        """The user a valid token stands for, with the groups its claim lists. With `nonce`
+        (a login's), the token must carry that nonce: it was issued for this login."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -169,6 +194,8 @@ class Verifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the bearer token is not valid: {type(exc).__name__}") from None
         self._check_times(claims)
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise Unauthenticated("the ID token was not issued for this login (nonce)")
         user = claims.get(issuer.userClaim)
         if not isinstance(user, str) or not user:
             raise Unauthenticated(f"the bearer token has no {issuer.userClaim!r} claim")
@@ -212,6 +239,26 @@ class Verifier:
         if key is None:
             raise Unauthenticated("the bearer token is signed with a key its issuer does not list")
         return key
+
+    def endpoints(self, issuer: Issuer) -> tuple[str, str]:
+        """The issuer's authorization and token endpoints, for logging in."""
+        login = issuer.login
+        assert login is not None
+        if login.authorizationEndpoint and login.tokenEndpoint:
+            return login.authorizationEndpoint, login.tokenEndpoint
+        try:
+            found = self._get(issuer.issuer.rstrip("/") + "/.well-known/openid-configuration")
+            pair = (
+                login.authorizationEndpoint or str(found["authorization_endpoint"]),
+                login.tokenEndpoint or str(found["token_endpoint"]),
+            )
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise Unauthenticated(
+                f"could not read the login endpoints of {issuer.issuer}: {type(exc).__name__}"
+            ) from None
+        if not all(_secure(u) for u in pair):
+            raise Unauthenticated(f"{issuer.issuer}'s login endpoints are not https")
+        return pair
 
     def _fetch(self, issuer: Issuer) -> dict[str, jwt.PyJWK]:
         try:

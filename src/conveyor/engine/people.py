@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conveyor.engine import access, jwtauth
+from conveyor.engine import access, jwtauth, passwords
 from conveyor.engine.servicebase import ServiceBase
 from conveyor.errors import Forbidden, Unauthenticated
 from conveyor.model.access import Grant, Identity, Role, Scope
@@ -49,6 +49,22 @@ class People(ServiceBase):
         with self._write(Role.ADMIN, "remove users") as s:
             access.remove_user(s, name, self.actor, self.clock.now())
 
+    def set_password(self, user: str, password: str) -> None:
+        """Your own password, or (admins) anyone's."""
+        with self._write(None, "set passwords") as s:
+            if user != self.identity.user or self.identity.real:
+                self._allow(s, Role.ADMIN, "set other users' passwords")
+            passwords.set_password(s, user, password, self.actor, self.clock.now())
+
+    def open_session(self, user: str, password: str) -> str:
+        """Log in with a password: a token for the browser, good for 12 hours."""
+        with self.store.session() as s:
+            return passwords.open_session(s, user, password, self.clock.now())
+
+    def close_session(self, token: str) -> None:
+        with self.store.session() as s:
+            passwords.close_session(s, token, self.clock.now())
+
     def users(self) -> list[tuple[str, list[str]]]:
         with self.store.session() as s:
             return access.users(s)
@@ -83,11 +99,18 @@ class People(ServiceBase):
         """Who a bearer token stands for (the server asks for each request): a Conveyor API
         token (`cvt_...`), else an OIDC JWT from an issuer in CONVEYOR_OIDC_CONFIG."""
         if not token.startswith(access.TOKEN_PREFIX):
-            if self._verifier is None:
-                issuers = jwtauth.issuers_from_env()
-                if not issuers:
-                    raise Unauthenticated("the token is not a Conveyor API token (cvt_...)")
-                self._verifier = jwtauth.Verifier(issuers, self.clock)
-            return self._verifier.identify(token)
+            verifier = self.oidc()
+            if verifier is None:
+                raise Unauthenticated("the token is not a Conveyor API token (cvt_...)")
+            return verifier.identify(token)
         with self.store.session() as s:
             return access.identify(s, token, self.clock.now())
+
+    def oidc(self) -> jwtauth.Verifier | None:
+        """The OIDC issuers this server trusts (CONVEYOR_OIDC_CONFIG), None if none; their
+        keys are kept between requests."""
+        if self._verifier is None:
+            issuers = jwtauth.issuers_from_env()
+            if issuers:
+                self._verifier = jwtauth.Verifier(issuers, self.clock)
+        return self._verifier

@@ -279,6 +279,8 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(200))
+    # argon2id (PHC string) for logging in to the pages; None: tokens and OIDC only.
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class GroupMemberRow(Base):

@@ -12,9 +12,9 @@ from conveyor.errors import ConveyorError
 
 def add_pages(app: FastAPI) -> None:
     """The pages and their one stylesheet, on an app `conveyor.api.create_app` made."""
-    from conveyor.web import flows, insight, lists, pages, products
+    from conveyor.web import flows, insight, lists, login, pages, products
 
-    for module in (pages, flows, products, insight, lists):
+    for module in (login, pages, flows, products, insight, lists):
         app.include_router(module.router)
     app.add_exception_handler(ConveyorError, _html_or_problem)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from conveyor.api.app import Server
 from conveyor.engine.service import Conveyor
 from conveyor.engine.view import ReleaseView
 from conveyor.errors import ConveyorError, NotFound, Unauthenticated
@@ -22,36 +21,6 @@ from conveyor.web.common import back_to, form, may, page, refused, templates, to
 router = APIRouter(include_in_schema=False)
 LIVE_EVERY = 0.5  # seconds between looks at a release someone watches
 LIVE_LOOKS = 1200  # ten minutes, then the browser reconnects
-
-
-@router.get("/login")
-def login_form(request: Request, next: str = "/") -> HTMLResponse:
-    return page(request, "login.html", None, next=next if next.startswith("/") else "/")
-
-
-@router.post("/login")
-async def login(request: Request) -> Response:
-    fields = await form(request, check_csrf=False)  # no session yet: nothing to forge
-    token = fields.get("token", "").strip()
-    target = fields.get("next", "/")
-    server: Server = request.app.state.server
-    try:
-        await run_in_threadpool(server.acting, token)
-    except Unauthenticated as exc:
-        refused = page(request, "login.html", None, next=target, error=str(exc))
-        refused.status_code = 401
-        return refused
-    answer = RedirectResponse(target if target.startswith("/") else "/", status_code=303)
-    session.start(answer, token, secure=request.url.scheme == "https")
-    return answer
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    await form(request)
-    answer = RedirectResponse("/login", status_code=303)
-    session.end(answer)
-    return answer
 
 
 @router.get("/", response_model=None)
