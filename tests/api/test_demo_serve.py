@@ -1,9 +1,11 @@
 """`conveyor demo --serve`: the quick start, then its store served on 127.0.0.1 with a
-token printed for a demo user (issue 12)."""
+password and a token printed for a demo user, and every page showing the demo's data
+(issue 12)."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +16,19 @@ from pathlib import Path
 import httpx
 
 from tests.gitrepos import free_port
+
+PAGES = [
+    "/",
+    "/flows",
+    "/flows/multi-env-parallel-promotion",
+    "/products/demo-trioapp",
+    "/releases/demo-trioapp@1.0.0",
+    "/releases/demo-trioapp@1.0.0/forecast",
+    "/health/qa",
+    "/approvals",
+    "/audit",
+    "/settings",
+]
 
 
 def test_the_demo_keeps_serving_its_store(tmp_path: Path) -> None:
@@ -27,11 +42,13 @@ def test_the_demo_keeps_serving_its_store(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        token = ""
+        token = password = ""
         deadline = time.monotonic() + 120
         for line in proc.stdout:  # ends when the process does
-            if line.strip().startswith("export CONVEYOR_TOKEN="):
-                token = line.split("=", 1)[1].strip()
+            if found := re.search(r"log in as user demo, password (\S+)", line):
+                password = found[1]
+            if found := re.search(r"CONVEYOR_TOKEN=(\S+)", line):
+                token = found[1]
                 break
             assert time.monotonic() < deadline, "the demo did not print its token"
         assert token.startswith("cvt_"), proc.stderr.read() if proc.stderr else ""
@@ -51,6 +68,13 @@ def test_the_demo_keeps_serving_its_store(tmp_path: Path) -> None:
         products = {row["product"] for row in status.json()}
         assert "demo-trioapp" in products
         assert httpx.get(f"{url}/api/v1/status", trust_env=False).status_code == 401
+        # Every page, on the demo's data, for the demo user logged in with the password.
+        with httpx.Client(base_url=url, trust_env=False, timeout=60) as browser:
+            logged = browser.post("/login", data={"user": "demo", "password": password})
+            assert logged.status_code == 303, logged.text
+            for path in PAGES:
+                page = browser.get(path)
+                assert page.status_code == 200 and "<h1>" in page.text, (path, page.text[:500])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -176,15 +177,19 @@ def serve_demo(root: Path, port: int, out: Console) -> None:
     )
     if "demo" not in {name for name, _ in cv.users()}:
         cv.add_user("demo", ["release-managers"])
-        cv.grant("user:demo", Role.PROMOTER, Scope())
+        cv.grant("user:demo", Role.ADMIN, Scope())  # to see every page, Settings too
+    password = secrets.token_urlsafe(12)
+    cv.set_password("demo", password)
     _, token = cv.create_token("demo", timedelta(days=1), "conveyor demo --serve")
     url = f"http://127.0.0.1:{port}"
+    cmd = conveyor_command(root / "conveyor.db")[0]
     out.print(
         f"""
-[bold]Serving the demo[/bold] at {url} as user demo (a promoter and release manager):
-  export CONVEYOR_TOKEN={token}
-  curl -H "Authorization: Bearer $CONVEYOR_TOKEN" {url}/api/v1/status
-  curl -H "Authorization: Bearer $CONVEYOR_TOKEN" {url}/api/v1/releases
+[bold]Serving the demo[/bold] at {url}
+  in a browser: open {url}/ and log in as user demo, password {password}
+  with the CLI:  export CONVEYOR_SERVER={url} CONVEYOR_TOKEN={token}
+                 {cmd} status
+  with curl:     curl -H "Authorization: Bearer $CONVEYOR_TOKEN" {url}/api/v1/releases
   the API's description: {url}/api/v1/openapi.json
 Ctrl-C stops it.
 """,
