@@ -220,3 +220,11 @@ def test_an_oidc_token_is_identified_with_its_groups_and_their_grants(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_groups_are_names_and_each_counts_once(admin: Conveyor) -> None:
+    admin.add_user("ada", ["sre", "sre", "qa-leads"])
+    assert ("ada", ["qa-leads", "sre"]) in [(n, sorted(g)) for n, g in admin.users()]
+    with pytest.raises(DefinitionError, match="is not a group name"):
+        admin.add_user("bo", ["", "sre"])
+    assert "bo" not in {n for n, _ in admin.users()}

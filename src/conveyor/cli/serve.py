@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from pathlib import Path
@@ -98,6 +99,9 @@ def run_server(
     # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again for
     # the handler it found: exit then, through the `finally` below, not by the default kill.
     signal.signal(signal.SIGTERM, _stop)
+    # What start-up loaded (modules, the ORM's mappings, templates) lives as long as the
+    # process: keep it out of the collector's full passes, which big batches set off.
+    gc.freeze()
     try:
         uvicorn.Server(config).run()
     finally:

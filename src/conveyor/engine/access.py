@@ -102,9 +102,14 @@ def add_user(s: Session, name: str, groups: list[str], by: str, now: datetime) -
         raise DefinitionError(
             Problem(f"'{name}' is not a user name (no spaces)", "command line", None, "NAME")
         )
+    for group in groups:
+        if not group.strip() or any(c.isspace() for c in group):
+            raise DefinitionError(
+                Problem(f"'{group}' is not a group name (no spaces)", "command line", None, "GROUP")
+            )
     _ensure_user(s, name, by, now)
     have = set(groups_of(s, name))
-    added = [g for g in groups if g not in have]
+    added = [g for g in dict.fromkeys(groups) if g not in have]  # each once
     for group in added:
         s.add(GroupMemberRow(group=group, user=name))
     audit.append(

@@ -103,10 +103,7 @@ def check_fields(
     """What a report must be on its own: names given and not too long, a time with its
     zone, an entity the environment knows (or lets register)."""
     for field, value in (("entity", entity), ("node", node), ("version", version)):
-        if not value.strip():
-            raise problem(f"{field} must not be empty", field)
-        if len(value) > _LIMITS[field]:
-            raise problem(f"{field} is longer than {_LIMITS[field]} characters", field)
+        _check_name(field, value)
     _check_aware(time, "time")
     if not env.allows_registration() and entity not in env.declared():
         known = ", ".join(sorted(env.declared())) or "none"
@@ -115,6 +112,18 @@ def check_fields(
             "environment's entities, or set health.allowRegistration: true",
             "entity",
         )
+
+
+def check_node(node: str) -> None:
+    """A node's name alone, when the rest of its report was checked with another's."""
+    _check_name("node", node)
+
+
+def _check_name(field: str, value: str) -> None:
+    if not value.strip():
+        raise problem(f"{field} must not be empty", field)
+    if len(value) > _LIMITS[field]:
+        raise problem(f"{field} is longer than {_LIMITS[field]} characters", field)
 
 
 def current_environment(session: Session, environment: str) -> EnvironmentSpec:

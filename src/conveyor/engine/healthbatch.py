@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
@@ -18,8 +18,17 @@ from conveyor.engine.releases import stored_version
 from conveyor.errors import DefinitionError
 from conveyor.health.columnar import us
 from conveyor.model.definitions import EnvironmentSpec
-from conveyor.store.tables import HEALTH_STATE_CODES, HealthNodeRow, HealthReportRow, ReleaseRow
+from conveyor.store.tables import (
+    HEALTH_STATE_CODES,
+    Base,
+    HealthNodeRow,
+    HealthReportRow,
+    ReleaseRow,
+)
 
+# The tables, for Core inserts: the ORM's bulk insert does work for every row.
+_REPORTS = Base.metadata.tables[HealthReportRow.__tablename__]
+_NODES = Base.metadata.tables[HealthNodeRow.__tablename__]
 Node = tuple[str, str, str]  # environment, entity, node
 Key = tuple[int, int, bool, str, int | None]  # node id, time, live, version, state: a report
 
@@ -55,9 +64,12 @@ def record_many(
     """Store the new ones of `reports` (their environments' definitions in `specs`); how
     many were new. All or none: a bad report raises DefinitionError naming its index."""
     checked = []
+    # What a report shares with the others of its batch (its environment's checks of the
+    # entity, its version's spelling) is checked once: a batch is mostly one entity.
+    seen: dict[tuple[str, str, str], str] = {}
     for i, r in enumerate(reports):
         try:
-            checked.append(_checked(r, specs[r.environment], now))
+            checked.append(_checked(r, specs[r.environment], now, seen))
         except DefinitionError as exc:
             raise _at(i, exc) from None
     _versions_existed(session, checked)
@@ -69,7 +81,7 @@ def record_many(
         fresh.pop(key, None)
     if fresh:
         session.execute(
-            insert(HealthReportRow),
+            insert(_REPORTS),
             [
                 {
                     "environment": c.node[0],
@@ -92,15 +104,21 @@ def _at(index: int, exc: DefinitionError) -> DefinitionError:
     return DefinitionError([replace(p, file=f"reports[{index}]") for p in exc.problems])
 
 
-def _checked(r: HealthReportIn, env: EnvironmentSpec, now: datetime) -> _Checked:
+def _checked(
+    r: HealthReportIn, env: EnvironmentSpec, now: datetime, seen: dict[tuple[str, str, str], str]
+) -> _Checked:
     state = h.parse_state(r.state)
     time = r.at or now
-    h.check_fields(env, r.environment, r.entity, r.node, r.version, time)
+    shared = (r.environment, r.entity, r.version)
+    version = seen.get(shared)
+    if version is None or r.at is not None:
+        h.check_fields(env, r.environment, r.entity, r.node, r.version, time)
+        version = seen[shared] = stored_version(r.version)
+    else:
+        h.check_node(r.node)
     h.check_skew(time, now, env.health.maxClockSkew)
     code = None if state is None else HEALTH_STATE_CODES[state.value]
-    return _Checked(
-        (r.environment, r.entity, r.node), time, r.live, stored_version(r.version), code
-    )
+    return _Checked((r.environment, r.entity, r.node), time, r.live, version, code)
 
 
 def _versions_existed(session: Session, checked: list[_Checked]) -> None:
@@ -129,24 +147,31 @@ def _versions_existed(session: Session, checked: list[_Checked]) -> None:
 
 def _node_ids(session: Session, wanted: set[Node]) -> dict[Node, int]:
     """Each node's id, the new ones added (the unit of work holds the write lock)."""
-    columns = (HealthNodeRow.environment, HealthNodeRow.entity, HealthNodeRow.node)
 
     def known() -> dict[Node, int]:
+        # By environment and entity, then names: SQLite searches its unique index for
+        # `env = ? AND entity = ? AND node IN (...)`, while a row-value IN over the
+        # three columns scans every node ever reported.
+        groups: dict[tuple[str, str], list[str]] = {}
+        for environment, entity, node in sorted(wanted):
+            groups.setdefault((environment, entity), []).append(node)
         found: dict[Node, int] = {}
-        ordered = sorted(wanted)
-        for start in range(0, len(ordered), 300):  # SQLite's limit on bound parameters
-            q = select(HealthNodeRow.id, *columns).where(
-                tuple_(*columns).in_(ordered[start : start + 300])
-            )
-            for node_id, environment, entity, node in session.execute(q).tuples():
-                found[(environment, entity, node)] = node_id
+        for (environment, entity), names in groups.items():
+            for start in range(0, len(names), 500):  # SQLite's limit on bound parameters
+                q = select(HealthNodeRow.id, HealthNodeRow.node).where(
+                    HealthNodeRow.environment == environment,
+                    HealthNodeRow.entity == entity,
+                    HealthNodeRow.node.in_(names[start : start + 500]),
+                )
+                for node_id, node in session.execute(q).tuples():
+                    found[(environment, entity, node)] = node_id
         return found
 
     ids = known()
     missing = wanted - set(ids)
     if missing:
         rows = [{"environment": e, "entity": n, "node": d} for e, n, d in sorted(missing)]
-        session.execute(insert(HealthNodeRow), rows)
+        session.execute(insert(_NODES), rows)
         ids = known()
     return ids
 
