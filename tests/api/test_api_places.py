@@ -72,3 +72,17 @@ def test_users_grants_and_tokens_are_an_admins(api: Api) -> None:
             assert bo.get("/api/v1/whoami", headers=mine).status_code == 401
         assert root.delete(f"/api/v1/grants/{granted['id']}").status_code == 200
         assert root.delete("/api/v1/users/bo").status_code == 200
+
+
+def test_a_scoped_role_looks_at_its_environments_only(api: Api) -> None:
+    with api.client("ci") as ci:
+        ci.post("/api/v1/releases", json={"product": "shop", "version": "5.2.0", "artifacts": WEB})
+        ci.post("/api/v1/releases/shop@5.2.0/trigger", json={"flow": "main"})
+        until("dev done", lambda: states(ci, "shop@5.2.0").get("dev") == "succeeded")
+        assert {r["environment"] for r in ci.get("/api/v1/status").json()} >= {"dev", "qa"}
+    with api.client("ada") as ada:  # an approver over qa
+        assert {r["environment"] for r in ada.get("/api/v1/status").json()} <= {"qa"}
+        refused = ada.get("/api/v1/promotions/shop@5.2.0/dev")
+        assert refused.status_code == 403 and "may not look at dev" in refused.json()["detail"]
+        assert ada.get("/api/v1/environments/dev/windows").status_code == 403
+        assert ada.get("/api/v1/environments/qa/windows").status_code == 200

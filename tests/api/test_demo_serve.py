@@ -24,6 +24,7 @@ PAGES = [
     "/products/demo-trioapp",
     "/releases/demo-trioapp@1.0.0",
     "/releases/demo-trioapp@1.0.0/forecast",
+    "/releases/demo-trioapp@1.0.0/qa/logs",
     "/health/qa",
     "/approvals",
     "/audit",

@@ -44,7 +44,9 @@ def whoami(cv: Caller) -> dict[str, Any]:
 
 @router.get("/status")
 def status(cv: Reader, product: str | None = None) -> Any:
-    return plain(cv.status(product))
+    """What runs where, in the environments the caller has a role over."""
+    looks = cv.looks_at()
+    return plain([row for row in cv.status(product) if looks(row.environment)])
 
 
 @router.get("/audit")

@@ -11,8 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from conveyor.api.app import Reader
 from conveyor.engine.service import Conveyor
-from conveyor.engine.view import NodeView
-from conveyor.errors import NotFound
+from conveyor.engine.view import NodeView, logs_text, node_of
 from conveyor.jsonstyle import health_doc, plain, windows_doc
 from conveyor.model.definitions import ProductSpec
 
@@ -20,10 +19,8 @@ router = APIRouter(tags=["places"])
 
 
 def _node(cv: Conveyor, ref: str, environment: str) -> NodeView:
-    for node in cv.show(ref).nodes:
-        if node.environment == environment:
-            return node
-    raise NotFound(f"{ref} has no promotion to {environment} (see GET /api/v1/releases/{ref})")
+    cv.may_look(environment)
+    return node_of(cv.show(ref), environment)
 
 
 @router.get("/promotions/{ref}/{environment}")
@@ -35,14 +32,7 @@ def promotion(cv: Reader, ref: str, environment: str) -> Any:
 @router.get("/promotions/{ref}/{environment}/logs", response_class=PlainTextResponse)
 def promotion_logs(cv: Reader, ref: str, environment: str) -> str:
     """Each task's last attempt and what it printed, as `release show --logs` shows them."""
-    lines: list[str] = []
-    for t in _node(cv, ref, environment).tasks:
-        lines.append(f"== {t.stage}/{t.task} ({t.action}) attempt {t.attempt}: {t.status}")
-        if t.error:
-            lines.append(f"error: {t.error}")
-        if t.output:
-            lines.append(t.output.rstrip("\n"))
-    return "\n".join(lines) + "\n"
+    return logs_text(_node(cv, ref, environment))
 
 
 @router.get("/environments/{environment}/windows")
@@ -50,6 +40,7 @@ def windows(
     cv: Reader, environment: str, product: str | None = None, at: datetime | None = None
 ) -> Any:
     """Whether a promotion may start there at `at` (default now), and the windows that say."""
+    cv.may_look(environment)
     when = at or cv.clock.now()
     found, decision = cv.windows(environment, product, when)
     return plain(windows_doc(environment, when, found, decision))
@@ -60,6 +51,7 @@ def entities(
     cv: Reader, environment: str, release: str | None = None, at: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Each entity's health over the soak of `release` (default: what runs there)."""
+    cv.may_look(environment)
     product, _, version = (release or cv.running(environment)).partition("@")
     spec = cv.get("Product", product)[0].spec
     assert isinstance(spec, ProductSpec)

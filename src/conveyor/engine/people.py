@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
-from conveyor.engine import access, jwtauth, passwords
+from sqlalchemy.orm import Session
+
+from conveyor.engine import access, jwtauth, passwords, resources
 from conveyor.engine.servicebase import ServiceBase
 from conveyor.errors import Forbidden, Unauthenticated
 from conveyor.model.access import Grant, Identity, Role, Scope
@@ -20,18 +23,31 @@ class People(ServiceBase):
             claimed = access.claim_if_unowned(s, self.identity, self.clock.now())
         return self.identity.user if claimed else None
 
-    def may_look(self) -> None:
-        """Reads through the server need a role, any role, over some environment (each
-        role may look); Forbidden otherwise. Acting as someone else needs admin."""
+    def may_look(self, environment: str | None = None) -> None:
+        """Reads through the server need a role, any role (each role may look): over some
+        environment, or over `environment` for what concerns it alone. Forbidden otherwise.
+        Acting as someone else needs admin."""
         with self.store.session() as s:
             if self.identity.real:
                 access.may_act_as(s, Identity(self.identity.real), self.clock.now())
-            if not access.grants_of(s, self.identity):
+            grants = access.grants_of(s, self.identity)
+            if not grants:
                 raise Forbidden(
                     f"{self.identity.user} may not look: that needs a role (viewer at least) "
                     f"over some environment (an admin grants it: `conveyor grant viewer --user "
                     f"{self.identity.user}`)"
                 )
+            if environment is not None and not _covered(s, grants)(environment):
+                raise Forbidden(
+                    f"{self.identity.user} may not look at {environment}: that needs a role "
+                    f"over it (`conveyor grant viewer --user {self.identity.user} --env "
+                    f"{environment}`)"
+                )
+
+    def looks_at(self) -> Callable[[str], bool]:
+        """Which environments the caller may look at: those a grant of theirs covers."""
+        with self.store.session() as s:
+            return _covered(s, access.grants_of(s, self.identity))
 
     def whoami(self) -> tuple[Identity, list[str], list[Grant]]:
         with self.store.session() as s:
@@ -114,3 +130,8 @@ class People(ServiceBase):
             if issuers:
                 self._verifier = jwtauth.Verifier(issuers, self.clock)
         return self._verifier
+
+
+def _covered(s: Session, grants: list[Grant]) -> Callable[[str], bool]:
+    labels = {name: env_labels for name, (_, env_labels) in resources.environments(s).items()}
+    return lambda env: any(g.scope.covers(env, labels.get(env, {})) for g in grants)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from conveyor.clock import utc
 from conveyor.engine.context import flow_spec
+from conveyor.errors import NotFound
 from conveyor.model.duration import format_duration
 from conveyor.model.flow import build_graph
 from conveyor.model.states import PromotionState as P
@@ -205,3 +206,23 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
         levels,
         _tasks(tasks.get(None, [])),
     )
+
+
+def node_of(view: ReleaseView, environment: str) -> NodeView:
+    for node in view.nodes:
+        if node.environment == environment:
+            return node
+    ref = f"{view.product}@{view.version}"
+    raise NotFound(f"{ref} has no promotion to {environment} (see `conveyor release show {ref}`)")
+
+
+def logs_text(node: NodeView) -> str:
+    """Each task's last attempt and what it printed (the API's and the pages' logs)."""
+    lines: list[str] = []
+    for t in node.tasks:
+        lines.append(f"== {t.stage}/{t.task} ({t.action}) attempt {t.attempt}: {t.status}")
+        if t.error:
+            lines.append(f"error: {t.error}")
+        if t.output:
+            lines.append(t.output.rstrip("\n"))
+    return "\n".join(lines) + "\n"

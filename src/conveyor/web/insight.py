@@ -37,7 +37,7 @@ def health(request: Request, environment: str, release: str = "") -> Response:
     cv = session.visitor(request)
     if cv is None:
         return to_login(request)
-    cv.may_look()
+    cv.may_look(environment)
     ref = release or cv.running(environment)
     product, _, version = ref.partition("@")
     rules = cv.get("Product", product)[0].spec.rolloutCriteria

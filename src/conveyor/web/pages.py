@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.engine.service import Conveyor
-from conveyor.engine.view import ReleaseView
+from conveyor.engine.view import ReleaseView, logs_text, node_of
 from conveyor.errors import ConveyorError, NotFound, Unauthenticated
 from conveyor.model.access import Need, Role, permits
 from conveyor.web import session
@@ -33,7 +33,8 @@ def home(request: Request) -> Response:
 
 
 def _matrix(cv: Conveyor) -> dict[str, Any]:
-    rows = cv.status()
+    looks = cv.looks_at()
+    rows = [row for row in cv.status() if looks(row.environment)]
     return {
         "products": sorted({r.product for r in rows}),
         "environments": list(dict.fromkeys(r.environment for r in rows)),
@@ -75,6 +76,17 @@ def _deciding(cv: Conveyor, view: ReleaseView) -> set[str]:
         for n in view.nodes
         if n.state == "waiting" and permits(grants, Need(Role.APPROVER, "approve", n.environment))
     }
+
+
+@router.get("/releases/{ref}/{environment}/logs", response_model=None)
+def logs(request: Request, ref: str, environment: str) -> Response:
+    """One promotion's tasks and what they printed."""
+    cv = session.visitor(request)
+    if cv is None:
+        return to_login(request)
+    cv.may_look(environment)
+    text = logs_text(node_of(cv.show(ref), environment))
+    return page(request, "logs.html", cv, ref=ref, environment=environment, text=text)
 
 
 @router.get("/releases/{ref}/events", response_model=None)
