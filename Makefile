@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# System tools the test suite drives for real (installed only when missing).
-APT_TOOLS := git docker-registry skopeo chromium
+# System tools the test suite drives for real, as COMMAND:PACKAGE (installed only when missing).
+APT_TOOLS := git:git docker-registry:docker-registry skopeo:skopeo chromium:chromium \
+             pg_ctlcluster:postgresql
 
 .PHONY: demo test lint typecheck unit sysdeps venv clean bench
 
@@ -19,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 sysdeps:
-	@missing=""; for t in $(APT_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(APT_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
 from conveyor.oci.local import registry
 from conveyor.spec import load_text
+from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import open_store
 from tests.httpserver import server  # noqa: F401 (a fixture, shared)
+from tests.pg import Postgres, postgres_server
 from tests.webhooks import receiver  # noqa: F401 (a fixture, shared)
 
 
@@ -47,18 +50,53 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Postgres]:
+    """The session's PostgreSQL server, started on first use."""
+    with postgres_server() as started:
+        yield started
+
+
+# The databases the store-touching tests run on (CONVEYOR_TEST_BACKENDS=sqlite for a quick
+# run); `make test` runs them on both.
+BACKENDS = os.environ.get("CONVEYOR_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        postgres: Postgres = request.getfixturevalue("pg")
+        return postgres.database()
+    return f"sqlite:///{tmp_path / 'conveyor.db'}"
+
+
 @pytest.fixture
-def cv(tmp_path: Path, clock: ManualClock) -> Iterator[Conveyor]:
+def cv(tmp_path: Path, clock: ManualClock, store_url: str) -> Iterator[Conveyor]:
     work = tmp_path / "work"
     work.mkdir()
-    c = Conveyor(
-        open_store(f"sqlite:///{tmp_path / 'conveyor.db'}"),
-        clock=clock,
-        actor="tester",
-        workdir=work,
-    )
+    keys = AuditKeys(tmp_path / "conveyor.db.audit")  # each test's own, whatever the database
+    c = Conveyor(open_store(store_url, audit_keys=keys), clock=clock, actor="tester", workdir=work)
     yield c
     c.close()
+
+
+def reopen(cv: Conveyor, clock: ManualClock) -> Conveyor:
+    """The same database and audit keys in a new Conveyor: another process, or a restart."""
+    url = cv.store.engine.url.render_as_string(hide_password=False)
+    keys = AuditKeys(cv.store.audit_keys.directory)
+    store = open_store(url, audit_keys=keys)
+    return Conveyor(store, clock=clock, actor="tester", workdir=cv.workdir)
+
+
+def dump_store(cv: Conveyor) -> str:
+    """Every row of every table, as text: to look for what must never be stored."""
+    from sqlalchemy import select
+
+    from conveyor.store.tables import Base
+
+    with cv.store.session() as s:
+        rows = [row for table in Base.metadata.sorted_tables for row in s.execute(select(table))]
+    return "\n".join(str(tuple(row)) for row in rows)
 
 
 def apply_yaml(cv: Conveyor, text: str, file: str = "test.yaml") -> None:

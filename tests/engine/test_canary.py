@@ -13,9 +13,8 @@ from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
 from conveyor.engine.view import NodeView
 from conveyor.errors import DefinitionError, NotFound
-from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow
-from tests.conftest import apply_yaml, digest
+from tests.conftest import apply_yaml, digest, reopen
 from tests.httpserver import Server
 
 DEFS = """
@@ -198,12 +197,7 @@ def test_recall_by_hand_is_idempotent_and_survives_a_restart(
     assert cv.recall("shop@1.1.0", "data corruption seen in prod") is True
     cv.close()  # the engine stops before running any rollback
 
-    again = Conveyor(
-        open_store(f"sqlite:///{tmp_path / 'conveyor.db'}"),
-        clock=clock,
-        actor="tester",
-        workdir=cv.workdir,
-    )
+    again = reopen(cv, clock)
     try:
         with again.store.session() as s:
             audit_rows = s.scalar(select(func.count()).select_from(AuditRow))

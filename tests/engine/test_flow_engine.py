@@ -17,9 +17,8 @@ from conveyor.engine.reconciler import PassOutcome
 from conveyor.engine.service import Conveyor
 from conveyor.engine.view import NodeView, ReleaseView
 from conveyor.errors import Conflict
-from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow, PromotionRow, TaskRunRow
-from tests.conftest import BASE, DIGEST, apply_yaml, digest
+from tests.conftest import BASE, DIGEST, apply_yaml, digest, reopen
 
 # --- building definitions -------------------------------------------------------------
 # Documents are written as JSON, which is YAML: no indentation or quoting traps.
@@ -631,7 +630,7 @@ def test_crash_resume_reruns_the_orphaned_task(cv: Conveyor, clock: ManualClock)
         run_id = row.id
 
     # The first engine "dies": a second one opens the same database and carries on.
-    second = Conveyor(open_store(str(cv.store.engine.url)), clock=clock, workdir=cv.workdir)
+    second = reopen(cv, clock)
     try:
         idle(second)
         view = second.show(ref)

@@ -9,8 +9,10 @@ from pathlib import Path
 from conveyor.clock import SystemClock
 from conveyor.engine import wakeup
 from conveyor.engine.service import Conveyor
+from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import open_store
 from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.pg import Postgres
 
 FLOW = """
 ---
@@ -63,3 +65,34 @@ def test_engine_wakes_on_a_write_from_another_store(tmp_path: Path) -> None:
 def test_notify_without_a_listener_is_harmless(tmp_path: Path) -> None:
     wakeup.notify(tmp_path / "nobody.wake")
     wakeup.notify(None)
+
+
+def test_on_postgresql_a_write_from_another_process_wakes_the_engine(
+    pg: Postgres, tmp_path: Path
+) -> None:
+    """LISTEN/NOTIFY: the trigger's transaction wakes the engine; with an hour between its
+    safety-net looks, nothing else could move the release in seconds."""
+    url = pg.database()
+    keys = AuditKeys(tmp_path / "audit")
+    server = Conveyor(open_store(url, audit_keys=keys), clock=SystemClock(), workdir=tmp_path)
+    client = Conveyor(open_store(url, audit_keys=keys), clock=SystemClock(), workdir=tmp_path)
+    apply_yaml(client, BASE + FLOW)
+    thread = threading.Thread(target=server.engine.serve, kwargs={"resync": timedelta(hours=1)})
+    thread.start()
+    try:
+        client.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
+        threading.Event().wait(0.5)  # the engine's first pass is over; it sleeps now
+        client.trigger("main", "shop@1.0.0")
+        status = ""
+        for _ in range(150):  # 15 s at most; a woken engine needs well under one
+            status = client.show("shop@1.0.0").status
+            if status == "succeeded":
+                break
+            threading.Event().wait(0.1)
+        assert status == "succeeded"
+    finally:
+        server.engine.stop()
+        thread.join(timeout=10)
+        server.close()
+        client.close()
+    assert not thread.is_alive()

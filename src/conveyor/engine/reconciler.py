@@ -342,8 +342,7 @@ class Engine:
             return
         beat = lease.Heartbeat(self.store, self.clock, self.owner, lost=self.stop)
         beat.start()
-        path = wakeup.path_for(self.store.engine.url)
-        listener = wakeup.Listener(path, self.wake) if path else None
+        listener = wakeup.listen(self.store.engine.url, self.wake)
         failures = 0
         try:
             while not self._stop.is_set():

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock, SystemClock
@@ -36,6 +37,7 @@ class ServiceBase:
         self.workdir = workdir or Path.cwd()
         self._engine: Engine | None = None
         self._wake_path = wakeup.path_for(store.engine.url)
+        self._notify_sql = wakeup.notify_sql(store.engine.url)
         notify.install()
 
     @contextmanager
@@ -51,6 +53,8 @@ class ServiceBase:
             if role is not None:
                 self._allow(session, role, action, environment)
             yield session
+            if self._notify_sql is not None:  # PostgreSQL: delivered at commit, to every engine
+                session.execute(text(self._notify_sql))
         wakeup.notify(self._wake_path)
         if self._engine is not None:
             self._engine.wake.set()

@@ -1,7 +1,8 @@
 """Wake-ups between processes on one machine: a datagram on a UNIX socket beside the database.
 
 `conveyor trigger` in one shell wakes `conveyor engine` in another within milliseconds,
-without the engine polling. (PostgreSQL will carry the same signal with LISTEN/NOTIFY.)
+without the engine polling. On PostgreSQL, LISTEN/NOTIFY carries the same signal across
+machines (pgwake.py): `listen` picks the one the database has.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
+
+if TYPE_CHECKING:
+    from conveyor.engine.pgwake import PgListener
 
 from conveyor.errors import ConveyorError
 
@@ -76,6 +81,26 @@ class Listener:
             if self.path.stat().st_ino == self._inode:  # ours, not a successor's
                 os.unlink(self.path)
         self._thread.join(timeout=2)
+
+
+def notify_sql(url: URL) -> str | None:
+    """The statement a unit of work runs to wake engines on PostgreSQL (None elsewhere)."""
+    if url.drivername.startswith("postgresql"):
+        from conveyor.engine.pgwake import notify_sql as pg
+
+        return pg()
+    return None
+
+
+def listen(url: URL, event: threading.Event) -> Listener | PgListener | None:
+    """Set `event` whenever another process changes the database at `url` (None: nothing
+    can tell, as for an in-memory database; the engine's resync still looks)."""
+    if url.drivername.startswith("postgresql"):
+        from conveyor.engine.pgwake import PgListener
+
+        return PgListener(url, event)
+    path = path_for(url)
+    return Listener(path, event) if path else None
 
 
 def _listened(path: Path) -> bool:

@@ -49,10 +49,15 @@ def open_store(
         if path is not None:
             _create_private(path)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    elif url.startswith("postgresql"):
+        # A dropped connection (a restarted server) is noticed before use, not mid-work.
+        kwargs |= {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    elif url.startswith("postgresql"):
+        event.listen(engine, "begin", _postgresql_begin)
     if migrate:
         upgrade(engine)
     return Store(engine, audit_keys or AuditKeys(audit_dir(url)))
@@ -83,3 +88,15 @@ def _sqlite_begin(conn: Any) -> None:
     """Take the write lock up front: a unit of work that reads, then writes (the audit
     chain's head, a queue count) must not interleave with another process's write."""
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# Any fixed number (not the migrations'): the lock every unit of work holds on PostgreSQL.
+_PG_WRITE_LOCK = 0x636F6E77
+POOL_SIZE, POOL_OVERFLOW = 5, 10
+
+
+def _postgresql_begin(conn: Any) -> None:
+    """One unit of work at a time, as SQLite's BEGIN IMMEDIATE gives: what the engine and
+    the audit chain rely on (a head read then written, a queue counted then joined) holds
+    across processes and machines. Released by the transaction's end, or the connection's."""
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")

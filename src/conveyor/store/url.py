@@ -13,10 +13,14 @@ HEAD = "0006"
 
 
 def database_url(db: str | None = None) -> str:
-    """`--db` wins, then CONVEYOR_DATABASE_URL, then ./conveyor.db. A bare path means SQLite."""
+    """`--db` wins, then CONVEYOR_DATABASE_URL, then ./conveyor.db. A bare path means SQLite;
+    `postgresql://...` means PostgreSQL through psycopg 3."""
     value = db or os.environ.get("CONVEYOR_DATABASE_URL") or DEFAULT_URL
     if "://" not in value:
         value = f"sqlite:///{Path(value).expanduser()}"
+    for bare in ("postgresql://", "postgres://"):  # psycopg 3, whatever the URL names
+        if value.startswith(bare):
+            value = "postgresql+psycopg://" + value[len(bare) :]
     return value
 
 
