@@ -46,13 +46,7 @@ def test_engine_wakes_on_a_write_from_another_store(tmp_path: Path) -> None:
         assert sock.exists(), "the engine listens beside its database"
         client.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
         client.trigger("main", "shop@1.0.0")
-        status = ""
-        for _ in range(150):  # 15 s at most; a woken engine needs well under one
-            status = client.show("shop@1.0.0").status
-            if status == "succeeded":
-                break
-            threading.Event().wait(0.1)
-        assert status == "succeeded"
+        assert succeeds_soon(client)
     finally:
         server.engine.stop()
         thread.join(timeout=10)
@@ -60,6 +54,14 @@ def test_engine_wakes_on_a_write_from_another_store(tmp_path: Path) -> None:
         client.close()
     assert not thread.is_alive()
     assert not sock.exists(), "the socket is removed when the engine stops"
+
+
+def succeeds_soon(client: Conveyor) -> bool:
+    for _ in range(150):  # 15 s at most; a woken engine needs well under one
+        if client.show("shop@1.0.0").status == "succeeded":
+            return True
+        threading.Event().wait(0.1)
+    return False
 
 
 def test_notify_without_a_listener_is_harmless(tmp_path: Path) -> None:
@@ -83,13 +85,7 @@ def test_on_postgresql_a_write_from_another_process_wakes_the_engine(
         client.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
         threading.Event().wait(0.5)  # the engine's first pass is over; it sleeps now
         client.trigger("main", "shop@1.0.0")
-        status = ""
-        for _ in range(150):  # 15 s at most; a woken engine needs well under one
-            status = client.show("shop@1.0.0").status
-            if status == "succeeded":
-                break
-            threading.Event().wait(0.1)
-        assert status == "succeeded"
+        assert succeeds_soon(client)
     finally:
         server.engine.stop()
         thread.join(timeout=10)
