@@ -77,6 +77,11 @@ class EngineBusy(Conflict):
         super().__init__(message)
 
 
+class SchemaMismatch(ConveyorError):
+    """The database's schema is not the one this Conveyor was built for (newer, or older on
+    a server database, which `conveyor db upgrade` brings to head)."""
+
+
 class Forbidden(ConveyorError):
     """The caller may not do this."""
 

@@ -26,6 +26,7 @@ from conveyor.cli import (
     status,
 )
 from conveyor.cli.common import State, err, out
+from conveyor.cli.db import db_app
 from conveyor.cli.errors import exit_code
 from conveyor.cli.health import health_app
 from conveyor.cli.help import words_not_types
@@ -143,6 +144,7 @@ engine.register(app)
 serve.register(app)
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(health_app, name="health")
+app.add_typer(db_app, name="db")
 app.command()(simulate)
 
 

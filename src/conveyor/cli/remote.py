@@ -40,7 +40,7 @@ from conveyor.errors import (
 
 ENDPOINT = "/api/v1/cli"
 # Commands about this machine, not a store: they run here even with --server.
-LOCAL = frozenset({"demo", "serve", "engine", "p2p", "schema", "login", "logout", "init"})
+LOCAL = frozenset({"demo", "serve", "engine", "p2p", "schema", "login", "logout", "init", "db"})
 # Options whose value is a file the command reads: it travels with the command.
 FILE_OPTIONS = frozenset({"-f", "--file", "--history"})
 # The server says something at least this often while a command runs (remote_exec.PING).

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import ConveyorError
 from conveyor.store.auditkeys import AUDIT_KEYS, AuditKeys, audit_dir
-from conveyor.store.migrate import upgrade
+from conveyor.store.migrate import check
 from conveyor.store.url import database_url, sqlite_file
 
 
@@ -59,7 +59,10 @@ def open_store(
     elif url.startswith("postgresql"):
         event.listen(engine, "begin", _postgresql_begin)
     if migrate:
-        upgrade(engine)
+        # A SQLite file serves one machine: it follows its Conveyor. A server database is
+        # shared by processes on several machines: an admin upgrades it (`conveyor db
+        # upgrade`), and a process built for another schema refuses to touch it.
+        check(engine, upgrade_older=not url.startswith("postgresql"))
     return Store(engine, audit_keys or AuditKeys(audit_dir(url)))
 
 

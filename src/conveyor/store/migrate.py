@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from conveyor.errors import SchemaMismatch
 from conveyor.store.url import HEAD
 
 if TYPE_CHECKING:
@@ -48,6 +49,31 @@ def head() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(config()).get_current_head()
+
+
+def check(engine: Engine, upgrade_older: bool) -> None:
+    """Refuse a schema this code does not know (a newer Conveyor migrated it); bring an
+    older one (or an empty database) to head when `upgrade_older`, else refuse it too."""
+    stamped = _stamped(engine)
+    if stamped == HEAD:
+        return
+    if stamped is not None and stamped not in known_revisions():
+        raise SchemaMismatch(
+            f"the database's schema is at revision {stamped}, newer than this Conveyor knows "
+            f"(up to {HEAD}): upgrade Conveyor here, as the processes that migrated it were"
+        )
+    if stamped is not None and not upgrade_older:
+        raise SchemaMismatch(
+            f"the database's schema is at revision {stamped}, older than this Conveyor's "
+            f"({HEAD}): stop the other processes using it, then run `conveyor db upgrade`"
+        )
+    upgrade(engine)
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {r.revision for r in ScriptDirectory.from_config(config()).walk_revisions()}
 
 
 def upgrade(engine: Engine) -> None:
