@@ -7,6 +7,7 @@ its programs run as the `postgres` user. Missing programs fail the tests that ne
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
@@ -38,11 +39,45 @@ def _tool(name: str) -> str:
 
 
 class Postgres:
-    """One server; `database()` makes a new database at Conveyor's head from a template."""
+    """One server; `database()` makes a new database at Conveyor's head from a template;
+    `stop()` and `start()` make an outage."""
 
-    def __init__(self, port: int, root: Path) -> None:
-        self.port, self.root = port, root
-        self.base = f"postgresql+psycopg://conveyor@127.0.0.1:{port}"
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.base = f"postgresql+psycopg://conveyor@127.0.0.1:{self.port}"
+        self.data, self.log = root / "data", root / "server.log"
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *argv: str) -> None:
+        done = subprocess.run(
+            [*self._as_postgres, *argv], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            tail = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{argv[0]} failed: {done.stderr.strip()}\n{tail}")
+
+    def init(self) -> None:
+        initdb = ("-D", str(self.data), "-A", "trust", "-U", "conveyor", "-E", "UTF8")
+        self._run(_tool("initdb"), *initdb, "--no-sync")
+        self.start()
+        with self.admin() as con:
+            con.execute(f"CREATE DATABASE {TEMPLATE}")
+        open_store(f"{self.base}/{TEMPLATE}").close()  # migrated once, copied per test
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        where = ("-D", str(self.data), "-l", str(self.log))
+        self._run(_tool("pg_ctl"), *where, "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(_tool("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
@@ -58,34 +93,11 @@ class Postgres:
 
 @contextmanager
 def postgres_server() -> Iterator[Postgres]:
-    root = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(root, owner.pw_uid, owner.pw_gid)
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, log = root / "data", root / "server.log"
-    port = free_port()
-
-    def run(*argv: str) -> None:
-        done = subprocess.run([*as_postgres, *argv], capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{argv[0]} failed: {done.stderr.strip()}\n{tail}")
-
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    initdb = ("-D", str(data), "-A", "trust", "-U", "conveyor", "-E", "UTF8", "--no-sync")
-    run(_tool("initdb"), *initdb)
-    run(_tool("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
-    server = Postgres(port, root)
+    server = Postgres(Path(tempfile.mkdtemp(prefix="conveyor-pg-")))
     try:
-        with server.admin() as con:
-            con.execute(f"CREATE DATABASE {TEMPLATE}")
-        open_store(f"{server.base}/{TEMPLATE}").close()  # migrated once, copied per test
+        server.init()
         yield server
     finally:
-        run(_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+        with contextlib.suppress(RuntimeError):
+            server.stop("immediate")
+        shutil.rmtree(server.root, ignore_errors=True)

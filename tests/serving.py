@@ -17,18 +17,26 @@ from tests.gitrepos import free_port
 
 @contextmanager
 def serving(
-    db: Path, cwd: Path, *options: str, env: Mapping[str, str] | None = None
+    db: Path | str,
+    cwd: Path,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[str]:
-    """Serve `db` from `cwd` (where its tasks run) until the block ends; yields the URL."""
+    """Serve `db` (a SQLite file or a URL) from `cwd`, where its tasks run, until the block
+    ends; yields the URL. What it prints goes to `log` (default: cwd/serve.log): a pipe
+    nobody reads would stop a chatty server."""
     port = free_port()
     exe = str(Path(sys.executable).parent / "conveyor")
-    proc = subprocess.Popen(
-        [exe, "--db", str(db), "serve", "--port", str(port), *options],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
+    log = log or cwd / "serve.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [exe, "--db", str(db), "serve", "--port", str(port), *options],
+            cwd=cwd,
+            stdout=out,
+            stderr=out,
+            env={**os.environ, **(env or {})},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -40,7 +48,8 @@ def serving(
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"conveyor serve did not start: {proc.communicate()[1]!r}")
+                proc.wait(10)
+                raise RuntimeError(f"conveyor serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.05)
         yield url
     finally:

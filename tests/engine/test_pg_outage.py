@@ -1,0 +1,108 @@
+"""PostgreSQL stopped for five seconds and started again while `conveyor serve` (API and
+engine) has a release under way: /readyz says so, the log says so, and once the database is
+back the release finishes and the audit trail verifies (issue 13)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conveyor.engine.service import Conveyor
+from conveyor.model.access import Role, Scope
+from conveyor.store.auditkeys import AuditKeys
+from conveyor.store.db import open_store
+from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.pg import Postgres, postgres_server
+from tests.serving import serving
+
+FLOW = """
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {name: main}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments: [{name: qa, dependsOn: [dev]}]
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionPolicy
+metadata: {name: all}
+spec:
+  workflow:
+    steps:
+      - name: deploy
+        tasks: [{name: ok, uses: run, with: {args: ["true"]}}]
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionPolicy
+metadata: {name: qa-waits}
+spec:
+  selector: {environments: {names: [qa]}}
+  gates: [{timed: {duration: 8s, in: dev}}]
+"""
+
+
+def until(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def own_pg() -> Iterator[Postgres]:
+    """A server of this test's own: it is stopped mid-test."""
+    with postgres_server() as server:
+        yield server
+
+
+def test_the_database_away_for_five_seconds_loses_nothing(own_pg: Postgres, tmp_path: Path) -> None:
+    url = own_pg.database()
+    audit = tmp_path / "audit"
+    cv = Conveyor(open_store(url, audit_keys=AuditKeys(audit)), actor="local:setup")
+    cv.claim()
+    apply_yaml(cv, BASE + FLOW)
+    cv.add_user("ci", [])
+    cv.grant("user:ci", Role.PROMOTER, Scope())
+    token = cv.create_token("ci", timedelta(days=1))[1]
+    cv.close()
+    env = {"CONVEYOR_AUDIT_DIR": str(audit)}
+    log = tmp_path / "serve.log"
+    with serving(url, tmp_path, env=env, log=log) as site:
+        api = httpx.Client(
+            base_url=site, headers={"Authorization": f"Bearer {token}"}, trust_env=False
+        )
+
+        def status() -> str:
+            return str(api.get("/api/v1/releases/shop@1.0.0").json()["status"])
+
+        def ready() -> int:
+            return api.get("/readyz").status_code
+
+        body = {"product": "shop", "version": "1.0.0", "artifacts": {"web": f"r/web@{DIGEST}"}}
+        assert api.post("/api/v1/releases", json=body).status_code == 201
+        api.post("/api/v1/releases/shop@1.0.0/trigger", json={"flow": "main"})
+        dev = "/api/v1/promotions/shop@1.0.0/dev"
+        until("dev done", lambda: api.get(dev).json()["state"] == "succeeded")
+        own_pg.stop()
+        assert until("readyz to fail", lambda: ready() == 503, 10)
+        time.sleep(5)  # the outage itself
+        own_pg.start()
+        until("readyz again", lambda: ready() == 200)
+        assert until("the release to finish", lambda: status() == "succeeded")
+        verified = api.get("/api/v1/audit/verify").json()
+        assert verified["intact"] is True, verified
+        api.close()
+    said = log.read_text()  # the engine and its wake-up listener said what happened
+    assert "engine pass failed" in said and "listening for wake-ups" in said, said[-2000:]
