@@ -11,15 +11,20 @@ but 200/201, or a transport error; goal 0), and reports stored against reports a
 20,000 reports/s.
 
     .venv/bin/python bench/api.py [--clients 50] [--seconds 20] [--batch 1000]
+        [--postgresql [--servers 2]]
+
+With --postgresql the store is a throwaway PostgreSQL server (the tests'), and --servers N
+puts N API processes on it (the first with the engine), the clients spread over them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,10 +34,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 from conveyor.engine.service import Conveyor
 from conveyor.model.access import Role, Scope
 from conveyor.spec import load_text
+from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import open_store
 
 DEFS = """
@@ -52,9 +59,9 @@ PREPARED = 30  # batch bodies encoded ahead for each client
 JSON = {"Content-Type": "application/json"}
 
 
-def prepare(root: Path) -> tuple[Path, str]:
-    db = root / "conveyor.db"
-    cv = Conveyor(open_store(f"sqlite:///{db}"), actor="local:bench", workdir=root)
+def prepare(url: str, root: Path) -> str:
+    """The store at `url` with 20 releases and a loader's token."""
+    cv = Conveyor(open_store(url, audit_keys=AuditKeys(root / "audit")), actor="local:bench")
     cv.claim()
     cv.apply(docs=load_text(DEFS, "bench.yaml"))
     for n in range(20):
@@ -64,7 +71,7 @@ def prepare(root: Path) -> tuple[Path, str]:
     cv.grant("user:loader", Role.REPORTER, Scope())
     token = cv.create_token("loader", timedelta(days=1))[1]
     cv.close()
-    return db, token
+    return token
 
 
 def free_port() -> int:
@@ -73,13 +80,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(db: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
+def start(url: str, root: Path, port: int, engine: bool) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).parent / "conveyor")
+    mode = [] if engine else ["--no-engine"]
     proc = subprocess.Popen(
-        [exe, "--db", str(db), "serve", "--port", str(port)],
+        [exe, "--db", url, "serve", "--port", str(port), *mode],
         cwd=root,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "CONVEYOR_AUDIT_DIR": str(root / "audit")},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -89,11 +98,11 @@ def start(db: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             time.sleep(0.05)
     proc.kill()
-    raise SystemExit(f"conveyor serve did not start: {proc.communicate()[1]!r}")
+    raise SystemExit("conveyor serve did not start")
 
 
 async def load(
-    url: str, token: str, clients: int, seconds: float, batch: int
+    urls: list[str], token: str, clients: int, seconds: float, batch: int
 ) -> tuple[list[float], int, int, float]:
     latencies: list[float] = []
     errors = 0
@@ -141,12 +150,16 @@ async def load(
 
     limits = httpx.Limits(max_connections=clients)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, limits=limits, timeout=60, trust_env=False
-    ) as http:
-        began = time.perf_counter()
-        await asyncio.gather(*(client(n, http) for n in range(clients)))
-    return latencies, errors, accepted, time.perf_counter() - began
+    https = [
+        httpx.AsyncClient(base_url=u, headers=headers, limits=limits, timeout=60, trust_env=False)
+        for u in urls
+    ]
+    began = time.perf_counter()
+    await asyncio.gather(*(client(n, https[n % len(https)]) for n in range(clients)))
+    elapsed = time.perf_counter() - began
+    for http in https:
+        await http.aclose()
+    return latencies, errors, accepted, elapsed
 
 
 def main() -> None:
@@ -154,22 +167,41 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--postgresql", action="store_true", help="a throwaway PostgreSQL, not a SQLite file"
+    )
+    parser.add_argument("--servers", type=int, default=1, help="API processes on the store")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="conveyor-bench-api-") as tmp:
-        root = Path(tmp)
-        db, token = prepare(root)
-        port = free_port()
-        server = start(db, root, port)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="conveyor-bench-")))
+        if args.postgresql:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.pg import postgres_server  # the tests' throwaway server
+
+            url = stack.enter_context(postgres_server()).database()
+        else:
+            url = f"sqlite:///{root / 'conveyor.db'}"
+        token = prepare(url, root)
+        ports = [free_port() for _ in range(args.servers)]
+        servers = [start(url, root, port, engine=i == 0) for i, port in enumerate(ports)]
         try:
             latencies, errors, accepted, elapsed = asyncio.run(
-                load(f"http://127.0.0.1:{port}", token, args.clients, args.seconds, args.batch)
+                load(
+                    [f"http://127.0.0.1:{p}" for p in ports],
+                    token,
+                    args.clients,
+                    args.seconds,
+                    args.batch,
+                )
             )
         finally:
-            server.terminate()
-            server.wait(30)
-        with sqlite3.connect(db) as con:
-            stored = con.execute("select count(*) from health_reports").fetchone()[0]
-        con.close()
+            for server in servers:
+                server.terminate()
+                server.wait(30)
+        engine = sa.create_engine(url)
+        with engine.connect() as con:
+            stored = con.execute(sa.text("select count(*) from health_reports")).scalar_one()
+        engine.dispose()
     ordered = sorted(latencies)
     p50 = statistics.median(ordered) * 1000
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
@@ -180,9 +212,11 @@ def main() -> None:
     print(
         f"  reports accepted {accepted}, stored {stored} (goal: all): {per_s:.0f}/s (goal 20,000/s)"
     )
+    database = "postgresql" if args.postgresql else "sqlite"
     print(
         f"RESULT rps={rps:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f} errors={errors} "
-        f"reports_per_s={per_s:.0f} accepted={accepted} stored={stored}"
+        f"reports_per_s={per_s:.0f} accepted={accepted} stored={stored} "
+        f"database={database} servers={args.servers}"
     )
 
 
