@@ -164,6 +164,8 @@ def test_trigger_watch_approve_and_see_it_run(browser: Browser, site: str) -> No
     snap(pat, "home")
 
     rita.goto(f"{url}/audit?release=shop@2.0.0")
+    expect(rita.locator(".verified")).to_have_count(0)  # verified on demand only
+    rita.get_by_role("button", name="Verify the trail").click()
     expect(rita.locator(".verified")).to_contain_text("Verified")
     expect(rita.locator("table.audit")).to_contain_text("rita")
     snap(rita, "audit")
