@@ -99,6 +99,35 @@ def dump_store(cv: Conveyor) -> str:
     return "\n".join(str(tuple(row)) for row in rows)
 
 
+def shop_flow(*chain: str, name: str = "main") -> str:
+    """A flow for shop from dev through `chain`, each environment after the one before,
+    and a policy `all` whose workflow runs `true`: the flow most tests need."""
+    parents = ("dev", *chain)
+    environments = ", ".join(
+        f"{{name: {e}, dependsOn: [{parents[i]}]}}" for i, e in enumerate(chain)
+    )
+    return f"""
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionFlow
+metadata: {{name: {name}}}
+spec:
+  version: "1.00"
+  product: shop
+  triggerEnvironment: dev
+  environments: [{environments}]
+---
+apiVersion: conveyor.dev/v1
+kind: PromotionPolicy
+metadata: {{name: all}}
+spec:
+  workflow:
+    steps:
+      - name: deploy
+        tasks: [{{name: ok, uses: run, with: {{args: ["true"]}}}}]
+"""
+
+
 def apply_yaml(cv: Conveyor, text: str, file: str = "test.yaml") -> None:
     cv.apply(docs=load_text(textwrap.dedent(text), file))
 

@@ -14,28 +14,12 @@ import pytest
 from conveyor.engine.service import Conveyor
 from conveyor.model.access import Role, Scope
 from conveyor.store.db import open_store
-from tests.conftest import BASE, apply_yaml
+from tests.conftest import BASE, apply_yaml, shop_flow
 from tests.serving import serving
 
-FLOW = """
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments: [{name: qa, dependsOn: [dev]}]
----
-apiVersion: conveyor.dev/v1
-kind: PromotionPolicy
-metadata: {name: all}
-spec:
-  workflow:
-    steps:
-      - name: deploy
-        tasks: [{name: ok, uses: run, with: {args: ["true"]}}]
+FLOW = (
+    shop_flow("qa")
+    + """
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
@@ -44,6 +28,7 @@ spec:
   selector: {environments: {names: [qa]}}
   gates: [{approval: {require: [{group: qa-leads}]}}]
 """
+)
 
 # Who the tests act as, and their grants.
 PEOPLE: dict[str, list[tuple[Role, Scope]]] = {

@@ -9,28 +9,9 @@ from sqlalchemy import delete, insert, select, update
 from conveyor.clock import ManualClock
 from conveyor.engine.service import Conveyor
 from conveyor.store.tables import PromotionRow, ReleaseRow
-from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.conftest import BASE, DIGEST, apply_yaml, shop_flow
 
-FLOW = """
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments: [{name: qa, dependsOn: [dev]}]
----
-apiVersion: conveyor.dev/v1
-kind: PromotionPolicy
-metadata: {name: all}
-spec:
-  workflow:
-    steps:
-      - name: deploy
-        tasks: [{name: ok, uses: run, with: {args: ["true"]}}]
-"""
+FLOW = shop_flow("qa")
 
 
 def released(cv: Conveyor) -> None:

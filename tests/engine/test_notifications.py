@@ -17,30 +17,14 @@ from conveyor.engine.delivery import deliver_due
 from conveyor.engine.service import Conveyor
 from conveyor.errors import DefinitionError
 from conveyor.store.tables import OutboxRow
-from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.conftest import BASE, DIGEST, apply_yaml, shop_flow
 from tests.webhooks import Receiver
 
 SECRET = "whsec-0f9a7c2e"
 
-FLOW = """
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments: [{name: qa, dependsOn: [dev]}, {name: prod, dependsOn: [qa]}]
----
-apiVersion: conveyor.dev/v1
-kind: PromotionPolicy
-metadata: {name: all}
-spec:
-  workflow:
-    steps:
-      - name: deploy
-        tasks: [{name: ok, uses: run, with: {args: ["true"]}}]
+FLOW = (
+    shop_flow("qa", "prod")
+    + """
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
@@ -52,6 +36,7 @@ spec:
       - name: deploy
         tasks: [{name: broken, uses: run, with: {args: ["false"]}}]
 """
+)
 
 
 @pytest.fixture

@@ -17,29 +17,13 @@ from conveyor.engine.service import Conveyor
 from conveyor.model.access import Role, Scope
 from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import open_store
-from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.conftest import BASE, DIGEST, apply_yaml, shop_flow
 from tests.pg import Postgres, postgres_server
 from tests.serving import serving
 
-FLOW = """
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: main}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments: [{name: qa, dependsOn: [dev]}]
----
-apiVersion: conveyor.dev/v1
-kind: PromotionPolicy
-metadata: {name: all}
-spec:
-  workflow:
-    steps:
-      - name: deploy
-        tasks: [{name: ok, uses: run, with: {args: ["true"]}}]
+FLOW = (
+    shop_flow("qa")
+    + """
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
@@ -48,6 +32,7 @@ spec:
   selector: {environments: {names: [qa]}}
   gates: [{timed: {duration: 8s, in: dev}}]
 """
+)
 
 
 def until(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:

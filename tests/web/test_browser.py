@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from conveyor.engine.service import Conveyor
 from conveyor.model.access import Role, Scope
 from conveyor.store.db import open_store
-from tests.conftest import BASE, DIGEST, apply_yaml
+from tests.conftest import BASE, DIGEST, apply_yaml, shop_flow
 from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,27 +25,9 @@ WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 CHROMIUM = "/usr/bin/chromium"
 PASSWORDS = {"pat": "pat's long passphrase", "rita": "rita's long passphrase"}
 
-FLOW = """
----
-apiVersion: conveyor.dev/v1
-kind: PromotionFlow
-metadata: {name: shop-flow}
-spec:
-  version: "1.00"
-  product: shop
-  triggerEnvironment: dev
-  environments:
-    - {name: qa, dependsOn: [dev]}
-    - {name: prod, dependsOn: [qa]}
----
-apiVersion: conveyor.dev/v1
-kind: PromotionPolicy
-metadata: {name: all}
-spec:
-  workflow:
-    steps:
-      - name: deploy
-        tasks: [{name: ok, uses: run, with: {args: ["true"]}}]
+FLOW = (
+    shop_flow("qa", "prod", name="shop-flow")
+    + """
 ---
 apiVersion: conveyor.dev/v1
 kind: PromotionPolicy
@@ -54,6 +36,7 @@ spec:
   selector: {environments: {names: [prod]}}
   gates: [{approval: {require: [{group: release-managers}]}}]
 """
+)
 
 
 @pytest.fixture(scope="module")
