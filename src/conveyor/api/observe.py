@@ -17,16 +17,6 @@ router = APIRouter(tags=["observe"])
 MAX_BATCH = 10_000
 
 
-class HealthReport(BaseModel):
-    environment: str
-    entity: str
-    node: str
-    version: str
-    state: str | None = None
-    live: bool = True
-    at: datetime | None = None
-
-
 class HealthBatch(BaseModel):
     # Validated straight into the engine's records: no model per report to convert.
     reports: list[HealthReportIn] = Field(min_length=1, max_length=MAX_BATCH)
@@ -81,11 +71,9 @@ def audit_verify(cv: Reader) -> dict[str, Any]:
 
 
 @router.post("/health/reports", status_code=201)
-def report_health(cv: Caller, body: HealthReport | HealthBatch) -> dict[str, int]:
+def report_health(cv: Caller, body: HealthReportIn | HealthBatch) -> dict[str, int]:
     """One report, or `{"reports": [...]}`, stored all or none in one transaction; each needs
     the reporter role over its environment."""
-    reports = (
-        body.reports if isinstance(body, HealthBatch) else [HealthReportIn(**body.model_dump())]
-    )
+    reports = body.reports if isinstance(body, HealthBatch) else [body]
     stored = cv.report_health_batch(reports)
     return {"received": len(reports), "stored": stored}

@@ -13,10 +13,12 @@ from conveyor.errors import ConveyorError
 def add_pages(app: FastAPI) -> None:
     """The pages and their one stylesheet, on an app `conveyor.api.create_app` made."""
     from conveyor.web import flows, insight, lists, login, pages, products
+    from conveyor.web.common import LoginFirst, to_login
 
     for module in (login, pages, flows, products, insight, lists):
         app.include_router(module.router)
     app.add_exception_handler(ConveyorError, _html_or_problem)
+    app.add_exception_handler(LoginFirst, to_login)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
 

@@ -36,7 +36,19 @@ def page(request: Request, template: str, cv: Conveyor | None, **context: Any) -
     return templates.TemplateResponse(request, template, context)
 
 
-def to_login(request: Request) -> RedirectResponse:
+class LoginFirst(Exception):
+    """A page needs a logged-in visitor; answered by sending the browser to /login."""
+
+
+def visitor(request: Request) -> Conveyor:
+    """The logged-in visitor's Conveyor; LoginFirst when nobody (or an expired session) is."""
+    cv = session.visitor(request)
+    if cv is None:
+        raise LoginFirst
+    return cv
+
+
+def to_login(request: Request, _exc: Exception | None = None) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 

@@ -14,9 +14,8 @@ from conveyor.model.access import Role
 from conveyor.model.definitions import FlowSpec
 from conveyor.model.flow import FlowGraph, build_graph
 from conveyor.model.states import ReleaseStatus
-from conveyor.web import session
 from conveyor.web.chart import layout
-from conveyor.web.common import back_to, form, may, page, refused, to_login
+from conveyor.web.common import back_to, form, may, page, refused, visitor
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,18 +36,14 @@ def gates_by_environment(cv: Conveyor, spec: FlowSpec, graph: FlowGraph) -> dict
 
 @router.get("/flows", response_model=None)
 def flows(request: Request) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     return page(request, "flows.html", cv, flows=cv.get("PromotionFlow"))
 
 
 @router.get("/flows/{name}", response_model=None)
 def flow(request: Request, name: str, rev: int | None = None) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     current = cv.get("PromotionFlow", name)[0]
     spec: FlowSpec = current.spec
@@ -76,9 +71,7 @@ def flow(request: Request, name: str, rev: int | None = None) -> Response:
 
 @router.post("/flows/{name}/trigger", response_model=None)
 async def trigger(request: Request, name: str) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     ref = (await form(request)).get("release", "")
     try:
         await run_in_threadpool(cv.trigger, name, ref)

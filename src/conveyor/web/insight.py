@@ -14,8 +14,7 @@ from conveyor.engine.service import Conveyor
 from conveyor.engine.simulate import Forecast, simulate
 from conveyor.errors import ConveyorError, DefinitionError, Problem
 from conveyor.model.duration import format_duration, parse_duration
-from conveyor.web import session
-from conveyor.web.common import page, refused, to_login
+from conveyor.web.common import page, refused, visitor
 
 router = APIRouter(include_in_schema=False)
 SAMPLES = 48  # looks at the health along the soak window, one strip cell each
@@ -34,9 +33,7 @@ class Strip:
 
 @router.get("/health/{environment}", response_model=None)
 def health(request: Request, environment: str, release: str = "") -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look(environment)
     ref = release or cv.running(environment)
     product, _, version = ref.partition("@")
@@ -79,9 +76,7 @@ def health(request: Request, environment: str, release: str = "") -> Response:
 @router.get("/releases/{ref}/forecast", response_model=None)
 def forecast(request: Request, ref: str, span: str = "14d", labels: str = "") -> Response:
     """`conveyor simulate REF --for SPAN --label K=V`, drawn: labels as `k=v,k2=v2`."""
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     try:
         replay = _replay(cv, ref, span, labels)

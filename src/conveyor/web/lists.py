@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError, Forbidden, NotFound
 from conveyor.model.access import Role, Scope, parse_role
-from conveyor.web import session
-from conveyor.web.common import back_to, form, may, page, refused, to_login
+from conveyor.web.common import back_to, form, may, page, refused, visitor
 
 router = APIRouter(include_in_schema=False)
 AUDIT_LIMIT = 200
@@ -22,9 +21,7 @@ TOKEN_LIFETIME = timedelta(days=90)
 
 @router.get("/approvals", response_model=None)
 def approvals(request: Request) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     waiting = [(p, p.rsplit("/", 1)[0], what, since) for p, what, since in cv.approvals()]
     return page(request, "approvals.html", cv, waiting=waiting)
@@ -40,9 +37,7 @@ def audit(
 ) -> Response:
     """The trail, newest first; with `verify`, its verification too (it reads every event,
     and a broken trail records that it was found so: on demand, not on every view)."""
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     events = cv.audit_log(release or None, environment or None, actor or None, None, AUDIT_LIMIT)
     count, problems = cv.verify_audit() if verify else (None, [])
@@ -61,9 +56,7 @@ def audit(
 
 @router.get("/settings", response_model=None)
 def settings(request: Request) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     return _settings(request, cv)
 
 
@@ -85,9 +78,7 @@ def _settings(request: Request, cv: Conveyor, new_token: str = "") -> Response:
 @router.post("/settings/{what}", response_model=None)
 async def change(request: Request, what: str) -> Response:
     """Add a user, grant a role, create or revoke a token, as the CLI's commands do."""
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     fields = await form(request)
     try:
         if what == "users":

@@ -16,7 +16,7 @@ from conveyor.engine.view import ReleaseView, logs_text, node_of
 from conveyor.errors import ConveyorError, NotFound, Unauthenticated
 from conveyor.model.access import Need, Role, permits
 from conveyor.web import session
-from conveyor.web.common import back_to, form, may, page, refused, templates, to_login
+from conveyor.web.common import back_to, form, may, page, refused, templates, visitor
 
 router = APIRouter(include_in_schema=False)
 LIVE_EVERY = 0.5  # seconds between looks at a release someone watches
@@ -25,9 +25,7 @@ LIVE_LOOKS = 1200  # ten minutes, then the browser reconnects
 
 @router.get("/", response_model=None)
 def home(request: Request) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     return page(request, "home.html", cv, **_matrix(cv))
 
@@ -52,9 +50,7 @@ async def home_events(request: Request) -> Response:
 
 @router.get("/releases/{ref}", response_model=None)
 def release(request: Request, ref: str) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     view = cv.show(ref)
     return page(
@@ -81,9 +77,7 @@ def _deciding(cv: Conveyor, view: ReleaseView) -> set[str]:
 @router.get("/releases/{ref}/{environment}/logs", response_model=None)
 def logs(request: Request, ref: str, environment: str) -> Response:
     """One promotion's tasks and what they printed."""
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look(environment)
     text = logs_text(node_of(cv.show(ref), environment))
     return page(request, "logs.html", cv, ref=ref, environment=environment, text=text)
@@ -135,9 +129,7 @@ def _live(request: Request, render: Callable[[], str]) -> StreamingResponse:
 @router.post("/releases/{ref}/{action}", response_model=None)
 async def act(request: Request, ref: str, action: str) -> Response:
     """Retry, Terminate or Recall (with a reason), as `conveyor release ACTION`."""
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     reason = (await form(request)).get("reason", "")
     calls = {
         "retry": lambda: cv.retry(ref),
@@ -155,9 +147,7 @@ async def act(request: Request, ref: str, action: str) -> Response:
 
 @router.post("/releases/{ref}/{environment}/{verdict}", response_model=None)
 async def decide(request: Request, ref: str, environment: str, verdict: str) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     comment = (await form(request)).get("comment", "")
     try:
         if verdict == "approve":

@@ -11,9 +11,8 @@ from conveyor.engine.service import Conveyor
 from conveyor.errors import ConveyorError
 from conveyor.model.access import Role
 from conveyor.model.states import ReleaseStatus
-from conveyor.web import session
 from conveyor.web.chart import layout
-from conveyor.web.common import back_to, form, may, page, refused, to_login
+from conveyor.web.common import back_to, form, may, page, refused, visitor
 from conveyor.web.flows import gates_by_environment, graph_of
 
 router = APIRouter(include_in_schema=False)
@@ -22,9 +21,7 @@ TIMELINE = 20  # releases shown, newest first
 
 @router.get("/products/{name}", response_model=None)
 def product(request: Request, name: str) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     cv.may_look()
     cv.get("Product", name)  # NotFound names it
     rows = cv.status(name)
@@ -62,9 +59,7 @@ def _rollback_envs(cv: Conveyor, environments: list[str]) -> list[str]:
 
 @router.post("/products/{name}/rollback", response_model=None)
 async def rollback(request: Request, name: str) -> Response:
-    cv = session.visitor(request)
-    if cv is None:
-        return to_login(request)
+    cv = visitor(request)
     fields = await form(request)
     environment, version = fields.get("environment", ""), fields.get("version", "")
     try:
