@@ -229,3 +229,12 @@ def test_groups_are_names_and_each_counts_once(admin: Conveyor) -> None:
     with pytest.raises(DefinitionError, match="is not a group name"):
         admin.add_user("bo", ["", "sre"])
     assert "bo" not in {n for n, _ in admin.users()}
+
+
+def test_allows_counts_environment_labels_as_the_checks_do(admin: Conveyor) -> None:
+    """What the pages ask before showing a button: a grant by labels covers prod."""
+    admin.add_user("ada", ["release-managers"])
+    admin.grant("group:release-managers", Role.APPROVER, Scope(labels=(("tier", "prod"),)))
+    approves = as_user(admin, "ada").allows(Role.APPROVER, "approve")
+    assert [approves(e) for e in ("prod", "qa", None)] == [True, False, False]
+    assert admin.allows(Role.ADMIN, "anything")(None) is True

@@ -14,7 +14,7 @@ from conveyor.api.app import Caller, caller
 from conveyor.engine.service import Conveyor
 from conveyor.errors import Forbidden
 from conveyor.jsonstyle import plain
-from conveyor.model.access import Need, Role, Scope, permits
+from conveyor.model.access import Role, Scope
 
 router = APIRouter(tags=["people"])
 # A row's number, as the store can hold it.
@@ -23,8 +23,7 @@ RowId = Annotated[int, InPath(ge=1, le=2**62)]
 
 def admin(cv: Annotated[Conveyor, Depends(caller)]) -> Conveyor:
     """The caller's Conveyor, once it is known that they are an admin (the lists are theirs)."""
-    _, _, grants = cv.whoami()
-    if not permits(grants, Need(Role.ADMIN, "see users, grants and tokens")):
+    if not cv.allows(Role.ADMIN, "see users, grants and tokens")(None):
         raise Forbidden(
             f"{cv.identity.user} may not see users, grants and tokens: that needs admin"
         )

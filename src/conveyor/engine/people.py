@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from conveyor.engine import access, jwtauth, passwords, resources
 from conveyor.engine.servicebase import ServiceBase
 from conveyor.errors import Forbidden, Unauthenticated
-from conveyor.model.access import Grant, Identity, Role, Scope
+from conveyor.model.access import Grant, Identity, Need, Role, Scope, permits
 from conveyor.store.tables import TokenRow
 
 
@@ -48,6 +48,20 @@ class People(ServiceBase):
         """Which environments the caller may look at: those a grant of theirs covers."""
         with self.store.session() as s:
             return _covered(s, access.grants_of(s, self.identity))
+
+    def allows(self, role: Role, action: str) -> Callable[[str | None], bool]:
+        """Whether the caller holds `role` over an environment (None: over every one), its
+        labels counted as the service's checks count them. Read once, asked for each of a
+        page's buttons; the service checks again when one is pressed."""
+        with self.store.session() as s:
+            grants = access.grants_of(s, self.identity)
+            labels = {name: env for name, (_, env) in resources.environments(s).items()}
+
+        def allowed(environment: str | None) -> bool:
+            env_labels = labels.get(environment, {}) if environment else {}
+            return permits(grants, Need(role, action, environment, env_labels))
+
+        return allowed
 
     def whoami(self) -> tuple[Identity, list[str], list[Grant]]:
         with self.store.session() as s:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from conveyor.engine.service import Conveyor
-from conveyor.model.access import Need, Role, permits
+from conveyor.model.access import Role
 from conveyor.web import session
 from conveyor.web.gantt import gantt
 
@@ -59,8 +59,7 @@ def back_to(path: str) -> RedirectResponse:
 def may(cv: Conveyor, role: Role, action: str, environment: str | None = None) -> bool:
     """Whether the visitor holds `role` over `environment`: a button is shown only then
     (the service checks again when it is pressed)."""
-    _, _, grants = cv.whoami()
-    return permits(grants, Need(role, action, environment))
+    return cv.allows(role, action)(environment)
 
 
 def refused(request: Request, cv: Conveyor, error: str, back: str) -> HTMLResponse:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.engine.service import Conveyor
 from conveyor.engine.view import ReleaseView, logs_text, node_of
 from conveyor.errors import ConveyorError, NotFound, Unauthenticated
-from conveyor.model.access import Need, Role, permits
+from conveyor.model.access import Role
 from conveyor.web import session
 from conveyor.web.common import back_to, form, may, page, refused, templates, visitor
 
@@ -59,19 +59,14 @@ def release(request: Request, ref: str) -> Response:
         cv,
         view=view,
         ref=ref,
-        may_decide=_deciding(cv, view),
+        may_decide=_deciding(cv.allows(Role.APPROVER, "approve"), view),
         may_act=may(cv, Role.PROMOTER, "change releases"),
     )
 
 
-def _deciding(cv: Conveyor, view: ReleaseView) -> set[str]:
+def _deciding(approves: Callable[[str | None], bool], view: ReleaseView) -> set[str]:
     """The environments where the caller may approve or reject now."""
-    _, _, grants = cv.whoami()
-    return {
-        n.environment
-        for n in view.nodes
-        if n.state == "waiting" and permits(grants, Need(Role.APPROVER, "approve", n.environment))
-    }
+    return {n.environment for n in view.nodes if n.state == "waiting" and approves(n.environment)}
 
 
 @router.get("/releases/{ref}/{environment}/logs", response_model=None)
@@ -89,11 +84,13 @@ async def release_events(request: Request, ref: str) -> Response:
     cv = await _watcher(request)
     csrf = session.csrf_token(request)
     fragment = templates.get_template("levels.html")
+    # What the visitor may do is read once per stream, not on every look.
     acting = await run_in_threadpool(may, cv, Role.PROMOTER, "change releases")
+    approves = await run_in_threadpool(cv.allows, Role.APPROVER, "approve")
 
     def render() -> str:
         view = cv.show(ref)
-        deciding = _deciding(cv, view)
+        deciding = _deciding(approves, view)
         return fragment.render(view=view, ref=ref, may_decide=deciding, may_act=acting, csrf=csrf)
 
     return _live(request, render)
