@@ -6,7 +6,9 @@ task names its engine (`task_runs.owner`). A task is taken over only when its en
 has expired, or its engine was on this host and its process is gone (so an engine restarted
 after a crash resumes at once); the take-over is a new attempt, audited as `task.takeover`.
 On SQLite one engine serves a database at a time: a second one is refused, naming the one
-that serves it, or waits (`--standby`) until that lease expires.
+that serves it, or waits (`--standby`) until that lease expires. On PostgreSQL engines share
+the work (claims.py); only `run --until-idle`, which expects to be alone, is refused beside
+a live engine, and refuses them.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def acquire(store: Store, clock: Clock, owner: str, mode: str, ttl: timedelta = 
             if lease.owner == owner:
                 continue
             if alive(lease, now):
+                if store.shared and mode == lease.mode == "engine":
+                    continue  # engines sharing the work
                 raise EngineBusy(lease.owner, utc(lease.expires_at), _refusal(lease, mode))
             session.delete(lease)  # expired: its tasks are taken over on the next pass
         mine = session.get(EngineLeaseRow, owner)
@@ -112,21 +116,33 @@ def release(store: Store, owner: str) -> None:
             session.delete(mine)
 
 
+def live_engines(session: Session, now: datetime) -> list[str]:
+    """The engines sharing the work now, in a fixed order."""
+    leases = session.scalars(select(EngineLeaseRow).where(EngineLeaseRow.mode == "engine"))
+    return sorted(lease.owner for lease in leases if alive(lease, now))
+
+
 def take_over(session: Session, now: datetime, owner: str, actor: str) -> set[int]:
     """Queue again, as a new attempt, the running tasks of engines whose lease is not live;
-    the ids of their releases (due now)."""
-    stray = list(
-        session.scalars(
-            select(TaskRunRow).where(TaskRunRow.status == T.RUNNING, TaskRunRow.owner != owner)
-        )
+    the ids of their releases (due now). A row another engine is taking over is skipped."""
+    running = TaskRunRow.status == T.RUNNING
+    others = set(
+        session.scalars(select(TaskRunRow.owner).where(running, TaskRunRow.owner != owner))
     )
-    if not stray:
+    if not others:
         return set()
-    live = {lease.owner for lease in session.scalars(select(EngineLeaseRow)) if alive(lease, now)}
+    dead = others - {
+        lease.owner for lease in session.scalars(select(EngineLeaseRow)) if alive(lease, now)
+    }
+    if not dead:
+        return set()  # their engines are alive and running them: never touched
+    stray = session.scalars(
+        select(TaskRunRow)
+        .where(running, TaskRunRow.owner.in_(dead))
+        .with_for_update(skip_locked=True)
+    )
     taken: set[int] = set()
     for row in stray:
-        if row.owner in live:
-            continue  # its engine is alive and running it: never touched
         # Actions are idempotent: the new attempt finishes what the dead engine began.
         row.status, row.takeovers = T.QUEUED, row.takeovers + 1
         audit.append(

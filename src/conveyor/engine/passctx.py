@@ -21,7 +21,7 @@ from conveyor.health.timeline import EntityHealth
 from conveyor.model.definitions import EnvironmentSpec, TaskDef
 from conveyor.model.states import UNFINISHED_TASKS, PromotionState, ReleaseStatus, check_release
 from conveyor.model.states import TaskStatus as T
-from conveyor.store import audit
+from conveyor.store import audit, pglocks
 from conveyor.store.tables import GateResultRow, PromotionRow, ReleaseRow, TaskRunRow
 
 
@@ -35,6 +35,7 @@ class PassContext(PassReads):
     workdir: Path
     data_dir: Path
     parsed: Parsed = field(default_factory=Parsed)
+    shared: bool = False  # several engines may share the store: environments are locked
     actor: str = "engine"
     moved: bool = False
     starts: list[tuple[TaskRunRow, Action, ActionContext]] = field(default_factory=list)
@@ -44,6 +45,7 @@ class PassContext(PassReads):
     release_watches_health: bool = False
     # Environments a promotion left during the pass: who waited for them is due.
     freed: set[str] = field(default_factory=set)
+    _locked: set[str] = field(default_factory=set)  # environments this pass holds (shared)
     _task_rows: dict[int, dict[tuple[str, int, str, str], TaskRunRow]] = field(default_factory=dict)
     _promotions: dict[int, list[PromotionRow]] = field(default_factory=dict)
     _gate_rows: dict[tuple[int, int, str], list[GateResultRow]] = field(default_factory=dict)
@@ -55,6 +57,17 @@ class PassContext(PassReads):
     _environments: dict[str, tuple[EnvironmentSpec, dict[str, str]]] | None = None
     # Entity health per (environment, product, version): a pass judges it once.
     health: dict[tuple[str, str, str], dict[str, EntityHealth]] = field(default_factory=dict)
+
+    def lock_environment(self, environment: str) -> bool:
+        """On a shared store: hold `environment` for the rest of the pass, and read who
+        deploys there afresh; False when another engine holds it now."""
+        if not self.shared or environment in self._locked:
+            return True
+        if not pglocks.try_environment(self.session, environment):
+            return False
+        self._locked.add(environment)
+        self.reread_holders(environment)
+        return True
 
     def begin_release(self) -> None:
         self.release_wakes = []

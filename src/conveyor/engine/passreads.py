@@ -212,11 +212,19 @@ class PassReads:
         """The promotions deploying to an environment now (running or verifying)."""
         if self._holders is None:
             self._holders = {}
-            held = self.session.execute(
-                select(PromotionRow, ReleaseRow)
-                .join(ReleaseRow, PromotionRow.release_id == ReleaseRow.id)
-                .where(PromotionRow.state.in_([PromotionState.RUNNING, PromotionState.VERIFYING]))
-            ).all()
-            for p, r in held:
+            for p, r in self.session.execute(_HOLDERS).all():
                 self._holders.setdefault(p.environment, []).append((p, r))
         return self._holders.setdefault(environment, [])
+
+    def reread_holders(self, environment: str) -> None:
+        """Another engine may have claimed `environment` since the pass read it."""
+        holders = self.holders(environment)
+        q = _HOLDERS.where(PromotionRow.environment == environment)
+        holders[:] = [(p, r) for p, r in self.session.execute(q).all()]
+
+
+_HOLDERS = (
+    select(PromotionRow, ReleaseRow)
+    .join(ReleaseRow, PromotionRow.release_id == ReleaseRow.id)
+    .where(PromotionRow.state.in_([PromotionState.RUNNING, PromotionState.VERIFYING]))
+)

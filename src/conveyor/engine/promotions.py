@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from conveyor.clock import utc
-from conveyor.engine import due, recall
+from conveyor.engine import claims, due, recall
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import gate_context, template_context
 from conveyor.engine.passctx import PassContext
@@ -76,6 +76,10 @@ def _enter(pc: PassContext, release: ReleaseRow, p: PromotionRow, phase: str) ->
 
 def _claim_environment(pc: PassContext, release: ReleaseRow, p: PromotionRow) -> bool:
     """One promotion deploys to an environment at a time; never an older over a newer one."""
+    if not pc.lock_environment(p.environment):
+        # Another engine is deciding who deploys there: ask again as its pass ends.
+        pc.wake_at(pc.now + claims.RETRY)
+        return False
     holders = [Holder(o.id, r.product, r.version, P(o.state)) for o, r in pc.holders(p.environment)]
     # Reading what is deployed there costs a query only when a newer version exists at all.
     deployed = (

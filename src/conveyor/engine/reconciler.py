@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 
 from conveyor.clock import Clock, utc
-from conveyor.engine import due, lease, wakeup
+from conveyor.engine import claims, due, lease, wakeup
 from conveyor.engine.auditsign import Signer
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import template_context
@@ -86,6 +86,7 @@ class Engine:
         self.standing_by = False
         self.signer = Signer(store, clock)
         self.parsed = Parsed()
+        self._notify_sql = wakeup.notify_sql(store.engine.url)
         # Releases whose look failed, and how many times in a row: their backoff grows.
         self._failures: dict[int, int] = {}
         # Tasks finished and collected from the runner, until a pass has stored them.
@@ -112,7 +113,7 @@ class Engine:
         return PassOutcome(False, self.clock.now() + RESYNC, self.runner.inflight)
 
     def _pass(self) -> PassOutcome:
-        with self.store.session() as session:
+        with self.store.session(engine_pass=True) as session:
             pc = PassContext(
                 session,
                 self.clock.now(),
@@ -122,21 +123,19 @@ class Engine:
                 self.workdir,
                 self.data_dir,
                 self.parsed,
+                shared=self.store.shared,
             )
             self._collect(pc)
             self.prober.record(session, pc.now)
-            releases = list(
-                session.scalars(
-                    select(ReleaseRow)
-                    .where(ReleaseRow.next_look_at <= pc.now)
-                    .order_by(ReleaseRow.id)
-                )
-            )
-            pc.preload(releases)
-            for release in releases:
+            claim = claims.claim(session, pc.now, self.owner, self.store.shared)
+            pc.preload(claim.releases)
+            for release in claim.releases:
                 self._look_at(pc, release)
             due.environments_freed(session, pc.freed, pc.now)
-            next_at = session.scalar(select(func.min(ReleaseRow.next_look_at)))
+            next_at = claim.next_at(session)
+            if pc.moved and claim.products is not None and self._notify_sql:
+                # What it freed or finished may be another engine's share: wake them.
+                session.execute(text(self._notify_sql))
         self._finished.clear()  # stored for good
         pc.start_tasks()
         self.parsed.trim()
@@ -194,6 +193,7 @@ class Engine:
                 .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
                 .where(
                     TaskRunRow.status == T.RUNNING,
+                    TaskRunRow.owner == self.owner,
                     ReleaseRow.status.in_([R.TERMINATED, R.RECALLED]),
                 )
             )

@@ -14,12 +14,18 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from conveyor.clock import utc
 from conveyor.errors import AuditBroken
-from conveyor.store import checkpoints
+from conveyor.store import checkpoints, pglocks
 from conveyor.store.auditkeys import AUDIT_KEYS, AuditKeys
 from conveyor.store.tables import AuditRow, ReleaseRow, TaskRunRow
 
 GENESIS = "0" * 64
 _HEAD = "conveyor.audit.head"
+# Set in session.info by a store whose engines share it: events are linked into the chain
+# as the transaction commits, under the chain's lock, not as they are appended. (An engine
+# pass appends from its first step on; holding the chain from there would serialise the
+# engines' passes.)
+DEFERRED = "conveyor.audit.deferred"
+_PENDING = "conveyor.audit.pending"
 
 # Called with each event appended, in its transaction (the notification outbox): whatever
 # they write commits or rolls back with the event.
@@ -33,6 +39,24 @@ def _forget_head(session: Session, transaction: SessionTransaction) -> None:
     append, and the next append reads the head again."""
     if transaction.parent is None:
         session.info.pop(_HEAD, None)
+        session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _link_pending(session: Session) -> None:
+    """Chain the deferred events, in the order appended, after the head as it is now."""
+    pending: list[AuditRow] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    pglocks.audit_lock(session)
+    prev = _head(session)
+    key = _keys(session).chain(create=prev == GENESIS)
+    for row in pending:
+        row.prev_hash = prev
+        row.hash = prev = _digest(
+            key, prev, row.at, row.actor, row.action, row.subject, row.before, row.after
+        )
+    session.add_all(pending)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -79,27 +103,27 @@ def append(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditRow:
-    # The chain's head is remembered for the rest of the transaction: one read, not one per event.
-    prev = session.info.get(_HEAD)
-    if prev is None:
-        last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
-        prev = last.hash if last else GENESIS
-    key = _keys(session).chain(create=prev == GENESIS)
-    row = AuditRow(
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        before=before,
-        after=after,
-        prev_hash=prev,
-        hash=_digest(key, prev, at, actor, action, subject, before, after),
-    )
-    session.add(row)
-    session.info[_HEAD] = row.hash
+    row = AuditRow(at=at, actor=actor, action=action, subject=subject, before=before, after=after)
+    if session.info.get(DEFERRED):
+        session.info.setdefault(_PENDING, []).append(row)
+    else:
+        # The head is remembered for the rest of the transaction: one read, not one per event.
+        prev = session.info.get(_HEAD) or _head(session)
+        key = _keys(session).chain(create=prev == GENESIS)
+        row.prev_hash, row.hash = (
+            prev,
+            _digest(key, prev, at, actor, action, subject, before, after),
+        )
+        session.add(row)
+        session.info[_HEAD] = row.hash
     for listener in listeners:
         listener(session, row)
     return row
+
+
+def _head(session: Session) -> str:
+    last = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(1)).first()
+    return last.hash if last else GENESIS
 
 
 def verify(session: Session) -> tuple[int, list[str]]:

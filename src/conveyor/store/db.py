@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import ConveyorError
+from conveyor.store import audit, pglocks
 from conveyor.store.auditkeys import AUDIT_KEYS, AuditKeys, audit_dir
 from conveyor.store.migrate import check
 from conveyor.store.url import database_url, sqlite_file
@@ -25,11 +26,20 @@ class Store:
         self.engine = engine
         self.audit_keys = audit_keys
         self._sessions = sessionmaker(engine, expire_on_commit=False, info={AUDIT_KEYS: audit_keys})
+        # A server database: several engines may share it (on SQLite, one at a time).
+        self.shared = engine.dialect.name == "postgresql"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One unit of work: committed when the block ends, rolled back on an error."""
+    def session(self, engine_pass: bool = False) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back on an error.
+
+        On PostgreSQL it holds the store lock (pglocks): exclusively, or shared for an
+        `engine_pass`, whose audit events are chained as it commits."""
         with self._sessions() as session, session.begin():
+            if self.shared:
+                pglocks.store_lock(session, shared=engine_pass)
+                if engine_pass:
+                    session.info[audit.DEFERRED] = True
             yield session
 
     def close(self) -> None:
@@ -56,8 +66,6 @@ def open_store(
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-    elif url.startswith("postgresql"):
-        event.listen(engine, "begin", _postgresql_begin)
     if migrate:
         # A SQLite file serves one machine: it follows its Conveyor. A server database is
         # shared by processes on several machines: an admin upgrades it (`conveyor db
@@ -93,13 +101,4 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-# Any fixed number (not the migrations'): the lock every unit of work holds on PostgreSQL.
-_PG_WRITE_LOCK = 0x636F6E77
 POOL_SIZE, POOL_OVERFLOW = 5, 10
-
-
-def _postgresql_begin(conn: Any) -> None:
-    """One unit of work at a time, as SQLite's BEGIN IMMEDIATE gives: what the engine and
-    the audit chain rely on (a head read then written, a queue counted then joined) holds
-    across processes and machines. Released by the transaction's end, or the connection's."""
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
