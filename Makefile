@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APT_TOOLS := git:git docker-registry:docker-registry skopeo:skopeo chromium:chromium \
              pg_ctlcluster:postgresql
 
-.PHONY: demo test lint typecheck unit sysdeps venv clean bench
+.PHONY: demo test test-soak lint typecheck unit sysdeps venv clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ unit: $(STAMP) sysdeps
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The reliability tests at the issue's full size (1,000 promotions; 100 releases under
+# kills; a longer database outage): minutes, not part of `make test`.
+test-soak: $(STAMP) sysdeps
+	CONVEYOR_SOAK=1 $(BIN)/pytest tests/engine/test_several_engines.py
 
 bench: $(STAMP) sysdeps
 	$(BIN)/python bench/fanout.py

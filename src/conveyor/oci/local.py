@@ -56,11 +56,11 @@ def _htpasswd_line(user: str, password: str) -> str:
     return f"{user}:{hashed.decode()}\n"
 
 
-def _config_yaml(root: Path, port: int, htpasswd_file: Path | None) -> str:
+def _config_yaml(root: Path, port: int, htpasswd_file: Path | None, log_level: str) -> str:
     # JSON is YAML: no yaml dependency needed
     config: dict[str, Any] = {
         "version": "0.1",
-        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "log": {"level": log_level, "accesslog": {"disabled": True}},
         "storage": {
             "filesystem": {"rootdirectory": str(root)},
             "delete": {"enabled": True},
@@ -75,10 +75,12 @@ def _config_yaml(root: Path, port: int, htpasswd_file: Path | None) -> str:
 
 
 @contextmanager
-def registry(root: Path, htpasswd: tuple[str, str] | None = None) -> Iterator[str]:
+def registry(
+    root: Path, htpasswd: tuple[str, str] | None = None, log_level: str = "error"
+) -> Iterator[str]:
     """Serve a registry storing under `root` (storage at `root/docker/registry/v2`) on a free
     loopback port over plain http; with `htpasswd=(user, password)` every request needs basic
-    auth. Yields "127.0.0.1:PORT"."""
+    auth. `log_level="info"` logs every request to `root/registry.log`. Yields "127.0.0.1:PORT"."""
     root.mkdir(parents=True, exist_ok=True)
     htpasswd_file: Path | None = None
     if htpasswd is not None:
@@ -86,7 +88,7 @@ def registry(root: Path, htpasswd: tuple[str, str] | None = None) -> Iterator[st
         htpasswd_file.write_text(_htpasswd_line(*htpasswd))
     port = _free_port()
     config = root / "registry.yml"
-    config.write_text(_config_yaml(root, port, htpasswd_file))
+    config.write_text(_config_yaml(root, port, htpasswd_file, log_level))
     log_path = root / "registry.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
