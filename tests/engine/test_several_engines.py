@@ -137,7 +137,7 @@ def wait_for_engines(cv: Conveyor, count: int) -> None:
 
 
 def open_releases(cv: Conveyor) -> int:
-    with cv.store.session() as s:
+    with cv.store.read() as s:
         return s.scalar(select(func.count()).where(ReleaseRow.status.in_(OPEN))) or 0
 
 

@@ -36,7 +36,7 @@ class Signer:
 
     def maybe(self) -> None:
         """Sign when `every` events were added since the last checkpoint."""
-        with self.store.session() as s:
+        with self.store.read() as s:
             newest = checkpoints.newest_id(s)
         if self._signed_id is None:
             self._signed_id = checkpoints.last_signed_id(self.store.audit_keys)
@@ -45,7 +45,7 @@ class Signer:
 
     def sign(self) -> checkpoints.Checkpoint | None:
         """Sign the trail now if it has events no checkpoint covers."""
-        with self.store.session() as s:
+        with self.store.read() as s:  # one snapshot of the trail; no engine waits for it
             made = checkpoints.write(s, self.store.audit_keys, self.clock.now())
         if made is None:
             return None

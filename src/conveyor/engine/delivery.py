@@ -1,9 +1,11 @@
 """Sending the notification outbox: webhooks (JSON, signed) and apprise targets.
 
 At least once: a row is marked delivered only after its sink answered, so a crash between
-the two sends it again, with the same delivery id. Failures are retried with a growing
-backoff (1 s doubling to 1 h, 12 attempts, about 4 hours) and then kept, undelivered, with
-their last error, for `conveyor notifications` to show.
+the two sends it again, with the same delivery id. Several engines may deliver from one
+store: a batch is claimed (its rows' next attempt moved `CLAIM` ahead, rows another engine
+is claiming skipped) before it is sent, so two never send the same row at once. Failures
+are retried with a growing backoff (1 s doubling to 1 h, 12 attempts, about 4 hours) and
+then kept, undelivered, with their last error, for `conveyor notifications` to show.
 
 A webhook is POSTed `application/json` with these headers:
 - `X-Conveyor-Event`: the event, e.g. `promotion.failed`;
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 BATCH = 100
 RESYNC = timedelta(seconds=5)
+CLAIM = timedelta(minutes=2)  # a claimed batch is sent, or due again (its sender died)
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,26 @@ def deliver_due(store: Store, clock: Clock, env: Mapping[str, str] | None = None
     the database while a sink is called."""
     env = os.environ if env is None else env
     now = clock.now()
+    ready = (
+        OutboxRow.delivered_at.is_(None),
+        OutboxRow.attempts < MAX_ATTEMPTS,
+        OutboxRow.next_attempt_at <= now,
+    )
+    with store.read() as s:  # most looks find nothing: they take no write lock
+        if s.scalar(select(OutboxRow.id).where(*ready).limit(1)) is None:
+            return 0
     with store.session() as s:
-        due = s.scalars(
-            select(OutboxRow)
-            .where(
-                OutboxRow.delivered_at.is_(None),
-                OutboxRow.attempts < MAX_ATTEMPTS,
-                OutboxRow.next_attempt_at <= now,
+        due = list(
+            s.scalars(
+                select(OutboxRow)
+                .where(*ready)
+                .order_by(OutboxRow.id)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
             )
-            .order_by(OutboxRow.id)
-            .limit(BATCH)
         )
+        for row in due:
+            row.next_attempt_at = now + CLAIM
         jobs = [_Job(r.id, r.sink, r.event, r.payload, r.attempts) for r in due]
         specs = sinks(s) if jobs else {}
     outcomes = {job.id: _send(specs.get(job.sink), job, env) for job in jobs}
@@ -189,7 +201,7 @@ class Deliverer:
 
 
 def _next_due(store: Store) -> datetime | None:
-    with store.session() as s:
+    with store.read() as s:
         at = s.scalar(
             select(func.min(OutboxRow.next_attempt_at)).where(
                 OutboxRow.delivered_at.is_(None), OutboxRow.attempts < MAX_ATTEMPTS

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from conveyor.model.states import PromotionState as P
@@ -32,12 +32,17 @@ def mark(session: Session, release: ReleaseRow, now: datetime) -> None:
 
 
 def mark_ids(session: Session, ids: Iterable[int], now: datetime) -> None:
+    """These releases are due now. Every row is written, even one due already: the write
+    waits for an engine looking at that release in its own pass (which holds the row) and
+    lands after it, or keeps that engine from claiming the row until it lands. (Skipping a
+    row due already lost a task's result when another engine, looking at that release at
+    the same time, read the task still running and stored "nothing due".)"""
     ids = list(ids)
     if ids:
         session.execute(
             update(ReleaseRow)
-            .where(ReleaseRow.id.in_(ids), _not_due_yet(now))
-            .values(next_look_at=now)
+            .where(ReleaseRow.id.in_(ids))
+            .values(next_look_at=case((_not_due_yet(now), now), else_=ReleaseRow.next_look_at))
             .execution_options(synchronize_session=False)
         )
 

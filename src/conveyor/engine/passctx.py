@@ -45,7 +45,9 @@ class PassContext(PassReads):
     release_watches_health: bool = False
     # Environments a promotion left during the pass: who waited for them is due.
     freed: set[str] = field(default_factory=set)
-    _locked: set[str] = field(default_factory=set)  # environments this pass holds (shared)
+    # On a shared store: the environments this pass holds, and those it asked for.
+    _locked: set[str] = field(default_factory=set)
+    _asked: set[str] = field(default_factory=set)
     _task_rows: dict[int, dict[tuple[str, int, str, str], TaskRunRow]] = field(default_factory=dict)
     _promotions: dict[int, list[PromotionRow]] = field(default_factory=dict)
     _gate_rows: dict[tuple[int, int, str], list[GateResultRow]] = field(default_factory=dict)
@@ -58,16 +60,35 @@ class PassContext(PassReads):
     # Entity health per (environment, product, version): a pass judges it once.
     health: dict[tuple[str, str, str], dict[str, EntityHealth]] = field(default_factory=dict)
 
+    def lock_environments(self, releases: list[ReleaseRow]) -> None:
+        """On a shared store: hold, for the rest of the pass, the environments the releases
+        due may deploy to (one query); who deploys there is read after."""
+        if not self.shared:
+            return
+        wanted = {
+            p.environment
+            for r in releases
+            for p in self._promotions.get(r.id, [])
+            if p.state in (PromotionState.PENDING, PromotionState.WAITING)
+        }
+        self._asked |= wanted
+        self._locked |= pglocks.try_environments(self.session, wanted)
+        self._holders = None
+
     def lock_environment(self, environment: str) -> bool:
-        """On a shared store: hold `environment` for the rest of the pass, and read who
-        deploys there afresh; False when another engine holds it now."""
+        """Whether this pass may decide who deploys to `environment`: False when another
+        engine holds it now."""
         if not self.shared or environment in self._locked:
             return True
-        if not pglocks.try_environment(self.session, environment):
+        if environment in self._asked:
             return False
-        self._locked.add(environment)
-        self.reread_holders(environment)
-        return True
+        # Not foreseen (a promotion of a release not due at the pass's start): on its own.
+        self._asked.add(environment)
+        if pglocks.try_environments(self.session, [environment]):
+            self._locked.add(environment)
+            self.reread_holders(environment)
+            return True
+        return False
 
     def begin_release(self) -> None:
         self.release_wakes = []

@@ -46,14 +46,14 @@ class People(ServiceBase):
 
     def looks_at(self) -> Callable[[str], bool]:
         """Which environments the caller may look at: those a grant of theirs covers."""
-        with self.store.session() as s:
+        with self.store.read() as s:
             return _covered(s, access.grants_of(s, self.identity))
 
     def allows(self, role: Role, action: str) -> Callable[[str | None], bool]:
         """Whether the caller holds `role` over an environment (None: over every one), its
         labels counted as the service's checks count them. Read once, asked for each of a
         page's buttons; the service checks again when one is pressed."""
-        with self.store.session() as s:
+        with self.store.read() as s:
             grants = access.grants_of(s, self.identity)
             labels = {name: env for name, (_, env) in resources.environments(s).items()}
 
@@ -96,7 +96,7 @@ class People(ServiceBase):
             passwords.close_session(s, token, self.clock.now())
 
     def users(self) -> list[tuple[str, list[str]]]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return access.users(s)
 
     def grant(self, subject: str, role: Role, scope: Scope) -> int:
@@ -108,7 +108,7 @@ class People(ServiceBase):
             access.revoke(s, grant_id, self.actor, self.clock.now())
 
     def grants(self) -> list[Grant]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return access.all_grants(s)
 
     def create_token(
@@ -122,7 +122,7 @@ class People(ServiceBase):
             access.revoke_token(s, token_id, self.actor, self.clock.now())
 
     def tokens(self) -> list[TokenRow]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return access.tokens(s)
 
     def identify(self, token: str) -> Identity:

@@ -145,7 +145,7 @@ class Prober:
     def start_due(self, store: Store, now: datetime) -> datetime | None:
         """Start the probes due at `now` (definitions read afresh); when the next is due. None:
         no probe waits on time (running ones set the wake event when they end)."""
-        with store.session() as session:
+        with store.read() as session:
             environments = {c.name: c.spec for c in resources.list_current(session, "Environment")}
         with self._cond:
             for probe in self.due(environments, now):

@@ -129,6 +129,7 @@ class Engine:
             self.prober.record(session, pc.now)
             claim = claims.claim(session, pc.now, self.owner, self.store.shared)
             pc.preload(claim.releases)
+            pc.lock_environments(claim.releases)
             for release in claim.releases:
                 self._look_at(pc, release)
             due.environments_freed(session, pc.freed, pc.now)
@@ -170,10 +171,16 @@ class Engine:
         left running (resume)."""
         finished: set[int] = set()
         rows: dict[int, TaskRunRow] = {}
+        releases: Sequence[ReleaseRow] = ()
         if self._finished:  # read together, with their promotions, not one by one
             ids = [done.run_id for done in self._finished]
             q = select(TaskRunRow).where(TaskRunRow.id.in_(ids))
             rows = {r.id: r for r in pc.session.scalars(q)}
+            # Their releases too, once (their events name them), not one query each; held
+            # here, as the session keeps only what is referenced.
+            releases = pc.session.scalars(
+                select(ReleaseRow).where(ReleaseRow.id.in_({r.release_id for r in rows.values()}))
+            ).all()
             owners = {r.promotion_id for r in rows.values() if r.promotion_id is not None}
             pc.parse_plans(list(owners))
         for done in self._finished:
@@ -187,6 +194,7 @@ class Engine:
                 row.output = done.result.output
                 continue
             pc.record(row, done.result, self._task_def(pc, row))
+        del releases
         if self.runner.inflight:  # a release terminated by another process stops its tasks
             stopped = pc.session.scalars(
                 select(TaskRunRow)

@@ -60,13 +60,13 @@ class Conveyor(People):
 
     def get(self, kind: str, name: str | None = None) -> list[resources.Current]:
         kind = canonical_kind(kind)
-        with self.store.session() as s:
+        with self.store.read() as s:
             if name:
                 return [resources.get_current(s, kind, name)]
             return resources.list_current(s, kind)
 
     def revisions(self, kind: str, name: str) -> list[history.Revision]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return history.revisions(s, canonical_kind(kind), name)
 
     def delete(self, kind: str, name: str) -> int:
@@ -74,7 +74,7 @@ class Conveyor(People):
             return resources.delete(s, canonical_kind(kind), name, self.actor, self.clock.now())
 
     def explain(self, product: str, environment: str) -> MergedPolicy:
-        with self.store.session() as s:
+        with self.store.read() as s:
             resources.get_current(s, "Product", product)
             env = resources.get_current(s, "Environment", environment)
             return merge(
@@ -130,11 +130,11 @@ class Conveyor(People):
             return rollback.rollback(s, environment, to, revert, self.actor, self.clock.now())
 
     def show(self, ref: str) -> ReleaseView:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return build(s, releases.find(s, ref), self.clock.now())
 
     def list_releases(self, product: str | None = None) -> list[ReleaseRow]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             q = select(ReleaseRow).order_by(ReleaseRow.id)
             if product:
                 q = q.where(ReleaseRow.product == product)
@@ -224,7 +224,7 @@ class Conveyor(People):
 
     def running(self, environment: str) -> str:
         """PRODUCT@VERSION of the release that last succeeded in `environment`."""
-        with self.store.session() as s:
+        with self.store.read() as s:
             resources.get_current(s, "Environment", environment)
             release = rollback.current_release(s, environment)
         if release is None:
@@ -236,7 +236,7 @@ class Conveyor(People):
     def where_is(self, name: str) -> tuple[str, str | None]:
         """(environment, entity) for `health show NAME`: an environment's name, else an
         entity's, when exactly one environment has an entity of that name."""
-        with self.store.session() as s:
+        with self.store.read() as s:
             if name in resources.environments(s):
                 return name, None
             places = health_reports.environments_of(s, name)
@@ -269,7 +269,7 @@ class Conveyor(People):
         return outcome
 
     def status(self, product: str | None = None) -> list[overview.EnvironmentStatus]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return overview.status(s, product)
 
     def audit_log(
@@ -288,7 +288,7 @@ class Conveyor(People):
     ) -> tuple[list[tuple[str, WindowDef]], Decision]:
         """The windows that govern `product`'s promotions to `environment` and whether one
         may start at `at` (default now); without a product, the environment's alone."""
-        with self.store.session() as s:
+        with self.store.read() as s:
             if product is None:
                 names = sorted(resources.products(s))
                 product = names[0] if len(names) == 1 else None
@@ -307,7 +307,7 @@ class Conveyor(People):
         q = select(OutboxRow)
         if undelivered:
             q = q.where(OutboxRow.delivered_at.is_(None))
-        with self.store.session() as s:
+        with self.store.read() as s:
             return list(s.scalars(q.order_by(OutboxRow.id.desc()).limit(limit)))[::-1]
 
     def verify_audit(self) -> tuple[int, list[str]]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import ConveyorError
@@ -40,6 +40,19 @@ class Store:
                 pglocks.store_lock(session, shared=engine_pass)
                 if engine_pass:
                     session.info[audit.DEFERRED] = True
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads. On PostgreSQL it takes no lock and waits for no
+        engine: it reads one snapshot of what was committed when it began, and the database
+        refuses any write in it."""
+        if not self.shared:
+            with self.session() as session:
+                yield session
+            return
+        with self._sessions() as session, session.begin():
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
             yield session
 
     def close(self) -> None:

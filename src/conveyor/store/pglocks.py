@@ -41,19 +41,20 @@ def try_products(session: Session, products: Iterable[str]) -> set[str]:
     return _try(session, _PRODUCT, products)
 
 
-def try_environment(session: Session, environment: str) -> bool:
-    return bool(_try(session, _ENVIRONMENT, [environment]))
+def try_environments(session: Session, environments: Iterable[str]) -> set[str]:
+    return _try(session, _ENVIRONMENT, environments)
 
 
 def _try(session: Session, namespace: int, names: Iterable[str]) -> set[str]:
     names = sorted(set(names))
     if not names:
         return set()
-    rows = session.execute(
-        text(
-            "SELECT n FROM unnest(CAST(:names AS text[])) AS n "
-            "WHERE pg_try_advisory_xact_lock(:ns, hashtext(n))"
-        ),
-        {"names": names, "ns": namespace},
-    )
-    return {str(n) for n in rows.scalars()}
+    with session.no_autoflush:  # a lock needs nothing flushed; flushes batch better later
+        rows = session.execute(
+            text(
+                "SELECT n FROM unnest(CAST(:names AS text[])) AS n "
+                "WHERE pg_try_advisory_xact_lock(:ns, hashtext(n))"
+            ),
+            {"names": names, "ns": namespace},
+        )
+        return {str(n) for n in rows.scalars()}
