@@ -25,26 +25,39 @@ passes, so 100 trials would take many minutes: trials stop after `--budget` seco
 least `--min-trials`), and the last line says how many ran. `--budget 0` runs them all.
 Creating the 1,000 waiting releases through the API also takes 15-30 s today.
 
+With --postgresql the store is a throwaway PostgreSQL server (the tests'), the events are
+HTTP requests to an API process (`conveyor serve --no-engine`) and the engine runs in a
+third process, woken by LISTEN/NOTIFY. 2026-12-04, 1,000 waiting: median 30 ms, p99 76 ms
+(SQLite: 17 ms, 26 ms).
+
     .venv/bin/python bench/latency.py [--waiting 1000] [--trials 100] [--budget 25]
+        [--postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
 
 from conveyor.clock import SystemClock
 from conveyor.engine.service import Conveyor
+from conveyor.model.access import Role, Scope
 from conveyor.spec import load_text
 from conveyor.store.db import open_store
 
@@ -111,10 +124,18 @@ def definitions(bulk_products: int, waiting: int, trials: int) -> str:
 class Reader:
     """Read-only polling of the database, as `release watch` would."""
 
-    def __init__(self, db: Path) -> None:
-        self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    def __init__(self, url: str) -> None:
+        self.pg = url.startswith("postgresql")
+        if self.pg:
+            conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+            self.conn: Any = psycopg.connect(conninfo, autocommit=True)
+        else:
+            db = url.removeprefix("sqlite:///")
+            self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
 
     def one(self, sql: str, *args: object) -> tuple[object, ...] | None:
+        if self.pg:
+            sql = sql.replace("?", "%s")
         row: tuple[object, ...] | None = self.conn.execute(sql, args).fetchone()
         return row
 
@@ -150,6 +171,69 @@ def wait_idle(engine: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
             last, since = now, time.monotonic()
 
 
+class Events:
+    """Fires the trials' events: through the Conveyor facade in this process, or with
+    --postgresql as HTTP requests to an API process (`serve --no-engine`)."""
+
+    def __init__(self, cv: Conveyor, api: httpx.Client | None) -> None:
+        self.cv, self.api = cv, api
+
+    def label(self, ref: str) -> None:
+        if self.api is None:
+            self.cv.label(ref, {"go": "yes"})
+            return
+        self.api.post(
+            f"/api/v1/releases/{ref}/labels", json={"set": {"go": "yes"}}
+        ).raise_for_status()
+
+    def healthy(self, version: str) -> None:
+        if self.api is None:
+            self.cv.report_health(ENTITY_ENV, ENTITY, "pod-1", True, "HEALTHY", version)
+            return
+        report = {
+            "environment": ENTITY_ENV,
+            "entity": ENTITY,
+            "node": "pod-1",
+            "live": True,
+            "state": "HEALTHY",
+            "version": version,
+        }
+        self.api.post("/api/v1/health/reports", json=report).raise_for_status()
+
+
+def api_process(url: str, tmp: Path, cv: Conveyor) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    """`conveyor serve --no-engine` on the store, and a client with a token that may label
+    releases and report health."""
+    cv.claim()
+    cv.add_user("bench", [])
+    cv.grant("user:bench", Role.PROMOTER, Scope())
+    cv.grant("user:bench", Role.REPORTER, Scope())
+    token = cv.create_token("bench", timedelta(days=1))[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    exe = str(Path(sys.executable).parent / "conveyor")
+    proc = subprocess.Popen(
+        [exe, "--db", url, "serve", "--no-engine", "--port", str(port)],
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "api.log", "wb"),  # noqa: SIM115 (closed with the process)
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", trust_env=False).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"conveyor serve did not start: {(tmp / 'api.log').read_text()}")
+        time.sleep(0.05)
+    headers = {"Authorization": f"Bearer {token}"}
+    return proc, httpx.Client(base_url=base, headers=headers, trust_env=False)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
@@ -168,15 +252,34 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--budget", type=float, default=25.0, help="seconds of trials; 0: all")
     parser.add_argument("--min-trials", type=int, default=4)
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="a throwaway PostgreSQL; events posted to an API process",
+    )
     args = parser.parse_args()
 
     conveyor_bin = Path(sys.executable).parent / "conveyor"
     # A short path: the wake-up socket beside the database must fit in sun_path.
     tmp = Path(tempfile.mkdtemp(prefix="cv-lat-", dir="/tmp"))
-    db = tmp / "bench.db"
+    stack = contextlib.ExitStack()
     engine: subprocess.Popen[bytes] | None = None
-    cv = Conveyor(open_store(f"sqlite:///{db}"), clock=SystemClock(), workdir=tmp)
+    api: subprocess.Popen[bytes] | None = None
+    if args.postgresql:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.pg import postgres_server  # the tests' throwaway server
+
+        url = stack.enter_context(postgres_server()).database()
+        os.environ["CONVEYOR_AUDIT_DIR"] = str(tmp / "audit")  # shared with the processes
+    else:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    actor = "local:bench" if args.postgresql else "anonymous"  # the API needs a first admin
+    cv = Conveyor(open_store(url), clock=SystemClock(), workdir=tmp, actor=actor)
     try:
+        client = None
+        if args.postgresql:
+            api, client = api_process(url, tmp, cv)
+        events = Events(cv, client)
         cv.apply(docs=load_text(definitions(BULK_PRODUCTS, args.waiting, args.trials), "b.yaml"))
         start = time.perf_counter()
         for k in range(args.waiting):
@@ -186,12 +289,12 @@ def main() -> None:
         print(f"created {args.waiting} waiting releases: {setup:.1f} s")
 
         engine = subprocess.Popen(
-            [str(conveyor_bin), "--db", str(db), "engine"],
+            [str(conveyor_bin), "--db", url, "engine"],
             cwd=tmp,
             stdout=subprocess.DEVNULL,
             stderr=open(tmp / "engine.log", "wb"),  # noqa: SIM115 (closed with the process)
         )
-        reader = Reader(db)
+        reader = Reader(url)
         start = time.perf_counter()
         reader.wait(
             "the engine's first look at the waiting releases",
@@ -232,9 +335,9 @@ def main() -> None:
 
             t0 = time.time()
             if kind == "label":
-                cv.label(f"{product}@{version}", {"go": "yes"})
+                events.label(f"{product}@{version}")
             else:
-                cv.report_health(ENTITY_ENV, ENTITY, "pod-1", True, "HEALTHY", version)
+                events.healthy(version)
             (started,) = reader.wait(
                 "the task to start",
                 "SELECT started_at FROM task_runs WHERE promotion_id = ? "
@@ -242,7 +345,9 @@ def main() -> None:
                 promotion,
             )
             t_seen = time.time()
-            at = datetime.fromisoformat(str(started)).replace(tzinfo=UTC).timestamp()
+            if not isinstance(started, datetime):  # SQLite: ISO text, in UTC
+                started = datetime.fromisoformat(str(started)).replace(tzinfo=UTC)
+            at = started.timestamp()
             db[kind].append((at - t0) * 1000)
             seen.append((t_seen - t0) * 1000)
             reader.wait(
@@ -269,13 +374,16 @@ def main() -> None:
             f"RESULT median_ms={median:.1f} p99_ms={p99:.1f} trials={len(every)} "
             f"started_at_median_ms={statistics.median(stamped):.1f} "
             f"started_at_p99_ms={percentile(stamped, 0.99):.1f} "
-            f"waiting={args.waiting} setup_s={setup:.1f}"
+            f"waiting={args.waiting} setup_s={setup:.1f} "
+            f"database={'postgresql' if args.postgresql else 'sqlite'}"
         )
     finally:
-        if engine is not None and engine.poll() is None:
-            engine.kill()
-            engine.wait(timeout=10)
+        for proc in (engine, api):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
         cv.close()
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
