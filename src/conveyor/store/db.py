@@ -74,7 +74,7 @@ def open_store(
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif url.startswith("postgresql"):
         # A dropped connection (a restarted server) is noticed before use, not mid-work.
-        kwargs |= {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        kwargs |= {"pool_pre_ping": True, **_pool_sizes()}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -115,3 +115,18 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 POOL_SIZE, POOL_OVERFLOW = 5, 10
+
+
+def _pool_sizes() -> dict[str, int]:
+    """A server database's connection pool per process: `$CONVEYOR_DB_POOL_SIZE` kept open,
+    `$CONVEYOR_DB_MAX_OVERFLOW` more under load."""
+    sizes = {}
+    for key, name, default in (
+        ("pool_size", "CONVEYOR_DB_POOL_SIZE", POOL_SIZE),
+        ("max_overflow", "CONVEYOR_DB_MAX_OVERFLOW", POOL_OVERFLOW),
+    ):
+        raw = os.environ.get(name, "")
+        if raw and not (raw.isdigit() and (int(raw) > 0 or key == "max_overflow")):
+            raise ConveyorError(f"{name}={raw!r} is not a count of connections: give a number")
+        sizes[key] = int(raw) if raw else default
+    return sizes
