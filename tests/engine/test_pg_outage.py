@@ -1,6 +1,7 @@
 """PostgreSQL stopped for five seconds and started again while `conveyor serve` (API and
-engine) has a release under way: /readyz says so, the log says so, and once the database is
-back the release finishes and the audit trail verifies (issue 13)."""
+engine) has a release under way, its task running: /readyz says so, the log says so, the
+task's result (it ends during the outage) is stored once the database is back, not run
+again, the release finishes and the audit trail verifies (issue 13)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from tests.conftest import BASE, DIGEST, apply_yaml, shop_flow
 from tests.pg import Postgres, postgres_server
 from tests.serving import serving
 
+# Each environment's task takes two seconds and notes that it ran.
+TASK = '[sh, -c, "sleep 2; echo $0 >> ran.txt", "${{ environment.name }}"]'
 FLOW = (
-    shop_flow("qa")
+    shop_flow("qa").replace('["true"]', TASK)
     + """
 ---
 apiVersion: conveyor.dev/v1
@@ -79,7 +82,7 @@ def test_the_database_away_for_five_seconds_loses_nothing(own_pg: Postgres, tmp_
         assert api.post("/api/v1/releases", json=body).status_code == 201
         api.post("/api/v1/releases/shop@1.0.0/trigger", json={"flow": "main"})
         dev = "/api/v1/promotions/shop@1.0.0/dev"
-        until("dev done", lambda: api.get(dev).json()["state"] == "succeeded")
+        until("dev's task to run", lambda: api.get(dev).json()["state"] == "running")
         own_pg.stop()
         assert until("readyz to fail", lambda: ready() == 503, 10)
         time.sleep(5)  # the outage itself
@@ -89,5 +92,7 @@ def test_the_database_away_for_five_seconds_loses_nothing(own_pg: Postgres, tmp_
         verified = api.get("/api/v1/audit/verify").json()
         assert verified["intact"] is True, verified
         api.close()
+    # dev's task ended while the database was away: stored after, not run a second time.
+    assert sorted((tmp_path / "ran.txt").read_text().split()) == ["dev", "qa"]
     said = log.read_text()  # the engine and its wake-up listener said what happened
     assert "engine pass failed" in said and "listening for wake-ups" in said, said[-2000:]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import event, func, insert, or_, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from conveyor.clock import utc
@@ -48,15 +48,22 @@ def _link_pending(session: Session) -> None:
     pending: list[AuditRow] = session.info.pop(_PENDING, [])
     if not pending:
         return
+    session.flush()  # the transaction's own writes first, outside the chain's lock
     pglocks.audit_lock(session)
     prev = _head(session)
     key = _keys(session).chain(create=prev == GENESIS)
+    rows = []
     for row in pending:
         row.prev_hash = prev
         row.hash = prev = _digest(
             key, prev, row.at, row.actor, row.action, row.subject, row.before, row.after
         )
-    session.add_all(pending)
+        rows.append({c: getattr(row, c) for c in _COLUMNS})
+    # One statement for them all (nobody reads these objects back: no ids to return).
+    session.execute(insert(AuditRow), rows)
+
+
+_COLUMNS = ("at", "actor", "action", "subject", "before", "after", "prev_hash", "hash")
 
 
 @event.listens_for(Session, "after_soft_rollback")
