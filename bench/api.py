@@ -15,6 +15,8 @@ but 200/201, or a transport error; goal 0), and reports stored against reports a
 
 With --postgresql the store is a throwaway PostgreSQL server (the tests'), and --servers N
 puts N API processes on it (the first with the engine), the clients spread over them.
+2026-12-04, `--postgresql --servers 2`: 9,000 reports/s, 0 errors, every report stored
+once (1,400/s with client timeouts before node lookups went through one array parameter).
 """
 
 from __future__ import annotations
