@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from conveyor.clock import Clock, utc
-from conveyor.engine import claims, due, lease, wakeup
+from conveyor.engine import claims, collect, due, lease, wakeup
 from conveyor.engine.auditsign import Signer
 from conveyor.engine.backoff import backoff
 from conveyor.engine.context import template_context
@@ -37,9 +37,8 @@ from conveyor.model.plan import Stage
 from conveyor.model.schedule import Outcome, conclude
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
-from conveyor.model.states import TaskStatus as T
 from conveyor.store.db import Store
-from conveyor.store.tables import PromotionRow, ReleaseRow, TaskRunRow
+from conveyor.store.tables import PromotionRow, ReleaseRow
 
 RESYNC = timedelta(seconds=5)
 QUARANTINE_TRIES = 10  # releases set aside in one pass before giving up until the next
@@ -167,65 +166,13 @@ class Engine:
                 release.next_look_at = self.clock.now() + backoff(failures)
 
     def _collect(self, pc: PassContext) -> None:
-        """Store finished tasks; on the first pass, re-queue tasks that a previous engine
-        left running (resume)."""
-        finished: set[int] = set()
-        rows: dict[int, TaskRunRow] = {}
-        releases: Sequence[ReleaseRow] = ()
-        if self._finished:  # read together, with their promotions, not one by one
-            ids = [done.run_id for done in self._finished]
-            q = select(TaskRunRow).where(TaskRunRow.id.in_(ids))
-            rows = {r.id: r for r in pc.session.scalars(q)}
-            # Their releases too, once (their events name them), not one query each; held
-            # here, as the session keeps only what is referenced.
-            releases = pc.session.scalars(
-                select(ReleaseRow).where(ReleaseRow.id.in_({r.release_id for r in rows.values()}))
-            ).all()
-            owners = {r.promotion_id for r in rows.values() if r.promotion_id is not None}
-            pc.parse_plans(list(owners))
-        for done in self._finished:
-            row = rows.get(done.run_id)
-            if row is None:
-                continue
-            finished.add(row.release_id)
-            if row.promotion_id is not None:  # who waited for its environment looks again
-                pc.freed.add(row.scope.partition("/")[2])
-            if row.status == T.CANCELLED:  # stopped on purpose; keep what it printed
-                row.output = done.result.output
-                continue
-            pc.record(row, done.result, self._task_def(pc, row))
-        del releases
-        if self.runner.inflight:  # a release terminated by another process stops its tasks
-            stopped = pc.session.scalars(
-                select(TaskRunRow)
-                .join(ReleaseRow, TaskRunRow.release_id == ReleaseRow.id)
-                .where(
-                    TaskRunRow.status == T.RUNNING,
-                    TaskRunRow.owner == self.owner,
-                    ReleaseRow.status.in_([R.TERMINATED, R.RECALLED]),
-                )
-            )
-            for row in stopped:
-                self.runner.cancel(row.id)
-                row.status, row.finished_at, row.error = T.CANCELLED, pc.now, "release stopped"
-                finished.add(row.release_id)
-                pc.moved = True
-        due.mark_ids(pc.session, finished, pc.now)
+        """Store finished tasks, stop those of releases stopped elsewhere, and re-queue
+        tasks whose engine died (resume, take-over)."""
+        collect.finished(pc, self._finished)
+        collect.stopped(pc, self.runner)
         # Tasks whose engine died (one query; two when some other engine's task runs).
         if lease.take_over(pc.session, pc.now, self.owner, pc.actor):
             pc.moved = True
-
-    def _task_def(self, pc: PassContext, row: TaskRunRow) -> TaskDef | None:
-        if row.promotion_id is not None:
-            pc.parse_plans([row.promotion_id])
-            plan = pc.parsed.plans.get(row.promotion_id)
-            stage = plan.stage(row.stage) if plan else None
-            tasks = stage.tasks if stage else (plan.on_fail if plan else [])
-        else:
-            release = pc.session.get(ReleaseRow, row.release_id)
-            hooks = pc.flow(release).spec.hooks if release else None
-            tasks = [*hooks.onStart, *hooks.onSuccess, *hooks.onFail] if hooks else []
-        return next((t for t in tasks if t.name == row.task), None)
 
     # --- one release ---------------------------------------------------------------
 
