@@ -123,15 +123,12 @@ def _checked(
 
 def _versions_existed(session: Session, checked: list[_Checked]) -> None:
     """No report from before its version's first release existed (one query)."""
-    first = dict(
-        session.execute(
-            select(ReleaseRow.version, func.min(ReleaseRow.created_at))
-            .where(ReleaseRow.version.in_({c.version for c in checked}))
-            .group_by(ReleaseRow.version)
-        )
-        .tuples()
-        .all()
+    rows = session.execute(
+        select(ReleaseRow.version, func.min(ReleaseRow.created_at))
+        .where(ReleaseRow.version.in_({c.version for c in checked}))
+        .group_by(ReleaseRow.version)
     )
+    first = {version: created for version, created in rows}
     for i, c in enumerate(checked):
         created = first.get(c.version)
         if created is not None and c.time < utc(created):

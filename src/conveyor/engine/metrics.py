@@ -65,7 +65,7 @@ class StoreCollector(Collector):
             )
         )
         counted: dict[str, dict[str, int]] = defaultdict(dict)
-        for environment, state, count in by_env.tuples():
+        for environment, state, count in by_env:
             counted[environment][state] = count
         # Every state of every environment, 0 included: a series that vanished when its last
         # promotion moved on would read as "no data", not as none.
@@ -135,7 +135,7 @@ class StoreCollector(Collector):
             )
             .group_by(GateResultRow.kind)
         )
-        by_kind = dict(holding.tuples().all())
+        by_kind = {kind: count for kind, count in holding}
         gates = GaugeMetricFamily(
             "conveyor_gates_waiting",
             "Promotions held by a gate, by the gate's kind.",
@@ -165,7 +165,7 @@ def _durations(s: Session) -> Metric:
         )
     )
     seconds: dict[str, list[float]] = defaultdict(list)
-    for environment, started, finished in spans.tuples():
+    for environment, started, finished in spans:
         if started is not None and finished is not None:
             seconds[environment].append(max((utc(finished) - utc(started)).total_seconds(), 0))
     for environment, values in sorted(seconds.items()):
