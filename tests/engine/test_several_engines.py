@@ -1,5 +1,5 @@
 """Two engine processes sharing one PostgreSQL store: each promotion's task runs exactly
-once, and engines killed with SIGKILL at random while releases with git and registry
+once, products meeting in one environment deploy there one at a time, and engines killed with SIGKILL at random while releases with git and registry
 actions go through leave nothing undone and nothing done twice.
 
 `make test` runs a short version of each; `make test-soak` (CONVEYOR_SOAK=1) the long
@@ -42,18 +42,24 @@ def doc(kind: str, name: str, spec: dict[str, Any]) -> str:
 
 
 def products_yaml(
-    products: int, per_product: int, tasks: list[dict[str, Any]], settings: Any = None
+    products: int,
+    per_product: int,
+    tasks: list[dict[str, Any]],
+    settings: Any = None,
+    shared_prod: bool = False,
 ) -> str:
-    """Products p0..pN, each with its environments pK-dev -> pK-prod and its flow (queued,
-    triggered on creation), and one policy running `tasks` in every environment."""
-    docs = []
+    """Products p0..pN, each with its environments pK-dev -> pK-prod (or one `prod` for
+    all, `shared_prod`) and its flow (queued, triggered on creation), and one policy
+    running `tasks` in every environment."""
+    docs = [doc("Environment", "prod", {})] if shared_prod else []
     for i in range(products):
         p = f"p{i}"
+        prod = "prod" if shared_prod else f"{p}-prod"
         repo = settings(p) if settings else "registry.local/web"
         docs.append(
             doc("Product", p, {"artifacts": [{"name": "web", "type": "image", "repository": repo}]})
         )
-        for env in (f"{p}-dev", f"{p}-prod"):
+        for env in (f"{p}-dev", prod) if not shared_prod else (f"{p}-dev",):
             docs.append(doc("Environment", env, {"settings": {"image": f"{env}/web"}}))
         flow = {
             "version": "1",
@@ -61,7 +67,7 @@ def products_yaml(
             "triggerEnvironment": f"{p}-dev",
             "autoTrigger": True,
             "concurrency": {"mode": "queue", "limit": per_product + 1},
-            "environments": [{"name": f"{p}-prod", "dependsOn": [f"{p}-dev"]}],
+            "environments": [{"name": prod, "dependsOn": [f"{p}-dev"]}],
         }
         docs.append(doc("PromotionFlow", f"{p}-flow", flow))
     docs.append(
@@ -187,6 +193,43 @@ def test_two_engines_run_each_promotion_exactly_once(
     assert sum(lines.values()) >= promotions * 0.9  # few superseded (a newer one got there first)
     # Both engines took part: the products were shared between them.
     assert len({r.owner for r in runs}) == 2
+    assert cv.verify_audit()[1] == []
+
+
+def test_two_engines_never_deploy_two_promotions_to_one_environment_at_once(
+    shared: tuple[Conveyor, Engines], tmp_path: Path
+) -> None:
+    """Products deciding on different engines meet in one `prod`: the environment lock
+    keeps their promotions there one at a time."""
+    cv, engines = shared
+    products, per_product = 6, 3
+    script = (
+        'echo "$0 start $(date +%s%N)" >> spans; sleep 0.05; echo "$0 end $(date +%s%N)" >> spans'
+    )
+    task = {
+        "name": "deploy",
+        "uses": "run",
+        "with": {"args": ["sh", "-c", script, "${{ environment.name }}"]},
+    }
+    apply_yaml(cv, products_yaml(products, per_product, [task], shared_prod=True))
+    engines.start()
+    engines.start()
+    wait_for_engines(cv, 2)
+    for k in range(products * per_product):
+        p, version = f"p{k % products}", f"1.0.{k // products}"
+        cv.create_release(p, version, {"web": f"registry.local/web@{digest(k)}"})
+    wait_until_done(cv, engines, 120)
+
+    spans = [line.split() for line in (tmp_path / "spans").read_text().splitlines()]
+    prod = sorted((int(at), what) for env, what, at in spans if env == "prod")
+    assert len(prod) >= 2 * products  # each product's newest at least, start and end
+    # Never two at once: every start follows the end of the one before.
+    assert [what for _, what in prod] == ["start", "end"] * (len(prod) // 2)
+    with cv.store.session() as s:
+        owners = {
+            r.owner for r in s.scalars(select(TaskRunRow).where(TaskRunRow.scope.endswith("/prod")))
+        }
+    assert len(owners) == 2  # both engines deployed there
     assert cv.verify_audit()[1] == []
 
 
