@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from conveyor.clock import ManualClock
+from conveyor.engine.lease import HOST
 from conveyor.engine.probes import Prober
 from conveyor.engine.service import Conveyor
 from conveyor.model.definitions import EnvironmentSpec
-from conveyor.store.tables import HealthReportRow
+from conveyor.store.tables import EngineLeaseRow, HealthReportRow
 from tests.conftest import BASE, DIGEST, apply_yaml
 from tests.gitrepos import free_port
 from tests.httpserver import Server
@@ -292,3 +294,40 @@ def test_an_unregistered_entity_is_skipped(
     (status,) = prober.statuses()
     assert "entity 'stranger' is not registered" in status.message
     assert len(caplog.records) == 1 and server.hits["/ok"] == 0
+
+
+def test_engines_sharing_a_store_each_probe_their_share(
+    cv: Conveyor, clock: ManualClock, server: Server
+) -> None:
+    """Two live engines: each probes the environments of its share, none twice. (On SQLite
+    one engine is alone, and probes them all.)"""
+    names = [f"env-{i}" for i in range(8)]
+    for name in names:
+        spec = {"health": {"probes": [probe("web", server.route("/health", 200, b"ok"))]}}
+        doc = {"apiVersion": "conveyor.dev/v1", "kind": "Environment", "spec": spec}
+        apply_yaml(cv, json.dumps({**doc, "metadata": {"name": name}}))
+    with cv.store.session() as s:
+        for owner in ("engine-a", "engine-b"):
+            s.add(
+                EngineLeaseRow(
+                    owner=owner,
+                    host=HOST,
+                    pid=os.getpid(),  # alive: this process
+                    mode="engine",
+                    started_at=clock.now(),
+                    renewed_at=clock.now(),
+                    expires_at=clock.now() + timedelta(hours=1),
+                )
+            )
+    probed = {}
+    for owner in ("engine-a", "engine-b"):
+        prober = Prober(clock, threading.Event())
+        prober.start_due(cv.store, clock.now(), owner)
+        prober.wait(10)
+        probed[owner] = {status.environment for status in prober.statuses()}
+    if cv.store.shared:
+        assert probed["engine-a"] and probed["engine-b"]
+        assert probed["engine-a"].isdisjoint(probed["engine-b"])
+        assert probed["engine-a"] | probed["engine-b"] == set(names)
+    else:
+        assert probed["engine-a"] == probed["engine-b"] == set(names)

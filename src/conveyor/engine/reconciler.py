@@ -309,7 +309,7 @@ class Engine:
                     log.exception("engine pass failed (%d in a row)", failures)
                     self.clock.sleep_until(self.clock.now() + backoff(failures, cap=30), self.wake)
                     continue
-                probe_at = self.prober.start_due(self.store, self.clock.now())
+                probe_at = self.prober.start_due(self.store, self.clock.now(), self.owner)
                 if outcome.moved:
                     self.signer.maybe()
                     continue
