@@ -1,6 +1,7 @@
 """Two engine processes sharing one PostgreSQL store: each promotion's task runs exactly
-once, products meeting in one environment deploy there one at a time, and engines killed with SIGKILL at random while releases with git and registry
-actions go through leave nothing undone and nothing done twice.
+once, products meeting in one environment deploy there one at a time, and engines killed
+with SIGKILL at random while releases with git and registry actions go through leave
+nothing undone and nothing done twice.
 
 `make test` runs a short version of each; `make test-soak` (CONVEYOR_SOAK=1) the long
 one the issue asks for: 1,000 promotions, and 100 releases under kills."""
