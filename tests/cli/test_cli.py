@@ -122,14 +122,14 @@ def conveyor(
 class Cli:
     """The same app in this process, on tmp_path's database, for output-only checks."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, db: str = "") -> None:
+        self.root, self.db = root, db or str(root / "conveyor.db")
         self.runner = CliRunner()
 
     def invoke(self, *args: str) -> Result:
         return self.runner.invoke(
             app,
-            ["--db", str(self.root / "conveyor.db"), *args],
+            ["--db", self.db, *args],
             env={"CONVEYOR_DATABASE_URL": None},
         )
 

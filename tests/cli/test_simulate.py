@@ -412,13 +412,13 @@ def test_option_errors(
     assert isinstance(exc, kind) and message in str(exc), str(exc)
 
 
-def test_only_a_sqlite_store_can_be_copied(tmp_path: Path) -> None:
+def test_only_a_sqlite_or_postgresql_store_can_be_copied(tmp_path: Path) -> None:
     done = conveyor(
-        tmp_path, "--db", "postgresql://conveyor@localhost/conveyor", "simulate", "shop@1.0.0",
+        tmp_path, "--db", "mysql://conveyor@localhost/conveyor", "simulate", "shop@1.0.0",
         db=False,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
-    assert "is not a SQLite file: point --db at one" in done.stderr
+    assert "is neither a SQLite file nor a PostgreSQL database" in done.stderr
     missing = conveyor(tmp_path, "--db", str(tmp_path / "none.db"), "simulate", "a@1", db=False)
     assert missing.returncode == 3 and "no database at" in missing.stderr
     assert not (tmp_path / "none.db").exists()

@@ -29,6 +29,7 @@ from conveyor.model.definitions import ProductSpec
 from conveyor.model.duration import format_duration
 from conveyor.model.states import PromotionState as P
 from conveyor.model.states import ReleaseStatus as R
+from conveyor.store import copy
 from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import Store, open_store
 from conveyor.store.tables import HealthReportRow, PromotionRow, ReleaseRow
@@ -86,17 +87,25 @@ class Forecast:
 
 
 def scratch_copy(db: str | None, directory: Path) -> Path:
-    """Copy the SQLite store behind `db` (a path or URL, as `--db`) into `directory`."""
+    """Copy the store behind `db` (a path or URL, as `--db`) into a SQLite file in
+    `directory`."""
     url = make_url(database_url(db))
+    target = directory / "simulation.db"
+    if url.drivername.startswith("postgresql"):
+        server = open_store(url.render_as_string(hide_password=False))
+        try:
+            copy.to_sqlite(server, target)
+        finally:
+            server.close()
+        return target
     if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         raise ConveyorError(
-            f"simulate copies the store, and {url.render_as_string()} is not a SQLite file: "
-            "point --db at one"
+            f"simulate copies the store, and {url.render_as_string()} is neither a SQLite "
+            "file nor a PostgreSQL database: point --db at one"
         )
     source = Path(str(url.database)).expanduser().resolve()
     if not source.is_file():
         raise NotFound(f"no database at {source}: give --db, or apply definitions there first")
-    target = directory / "simulation.db"
     try:
         # Read-only, so that nothing the copy does can change the real store.
         with (
