@@ -109,6 +109,13 @@ def test_only_a_dead_engines_task_is_taken_over_as_a_new_audited_attempt(
             (event,) = s.scalars(select(AuditRow).where(AuditRow.action == "task.takeover"))
             assert event.before == {"owner": first.engine.owner, "attempt": 1}
         (work / "go").touch()
+        # The first engine's attempt ends too (its lease had only lapsed): its result is
+        # dropped, the task row stays the second engine's attempt.
+        lease.acquire(second.store, clock, second.engine.owner, "engine")
+        wait_for(first.engine.runner.wake.is_set)  # set as a task of its ends
+        first.engine.run_pass()
+        row = the_task(first)
+        assert (row.owner, row.attempt, row.status) == (second.engine.owner, 2, "running")
         second.run_until_idle()
         view = second.show("shop@1.0.0")
         assert view.status == "succeeded"

@@ -30,7 +30,9 @@ def finished(pc: PassContext, results: list[Finished]) -> None:
     due_ids: set[int] = set()
     for done in results:
         row = rows.get(done.run_id)
-        if row is None:
+        if row is None or row.owner != pc.owner:
+            # Taken over meanwhile (this engine's lease had lapsed): the new attempt's
+            # result counts, not this one's.
             continue
         due_ids.add(row.release_id)
         if row.promotion_id is not None:  # who waited for its environment looks again
