@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import Cli
+from tests.cli.helpers import Cli
 
 
 @pytest.fixture

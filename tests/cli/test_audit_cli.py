@@ -7,7 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.cli.test_cli import ARTIFACT, Cli, conveyor, write_defs
+from tests.cli.helpers import ARTIFACT, Cli, conveyor, write_defs
 
 
 def test_a_command_signs_what_it_wrote_and_verify_finds_the_tail_deleted(

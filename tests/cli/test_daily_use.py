@@ -16,7 +16,7 @@ from conveyor import __version__
 from conveyor.cli.errors import RELEASE_FAILED, RELEASE_RECALLED, WAIT_TIMED_OUT, exit_code
 from conveyor.cli.main import app, hoist_global_options
 from conveyor.errors import NotFound
-from tests.cli.test_cli import (
+from tests.cli.helpers import (
     ARTIFACT,
     FAILING_POLICY,
     Cli,

@@ -9,7 +9,7 @@ import pytest
 
 from conveyor.cli.errors import exit_code
 from conveyor.errors import ConveyorError, DefinitionError, NotFound
-from tests.cli.test_cli import Cli, applied, conveyor
+from tests.cli.helpers import Cli, applied, conveyor
 from tests.conftest import BASE
 from tests.httpserver import Server
 

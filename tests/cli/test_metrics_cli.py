@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.test_cli import Cli, write_defs
+from tests.cli.helpers import Cli, write_defs
 from tests.engine.test_metrics import samples
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_cli import ARTIFACT, FAILING_POLICY, Cli, write_defs
+from tests.cli.helpers import ARTIFACT, FAILING_POLICY, Cli, write_defs
 from tests.webhooks import Receiver
 
 

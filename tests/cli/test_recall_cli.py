@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conveyor.errors import NotFound
-from tests.cli.test_cli import applied, conveyor
+from tests.cli.helpers import applied, conveyor
 from tests.conftest import BASE, DIGEST
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from conveyor.cli.render import release_view
 from conveyor.clock import ManualClock
 from conveyor.engine.view import ReleaseView
-from tests.cli.test_cli import ARTIFACT, Cli, write_defs
+from tests.cli.helpers import ARTIFACT, Cli, write_defs
 from tests.engine.test_polling import triggered
 
 BOTH_PRODS_FAIL = """\

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from conveyor.store.db import open_store
 from conveyor.store.tables import AuditRow, PromotionRow
-from tests.cli.test_cli import Cli
-from tests.cli.test_simulate import DEFS, HEALTHY, history, lines
+from tests.cli.helpers import Cli
+from tests.cli.simulations import DEFS, HEALTHY, history, lines
 from tests.conftest import DIGEST
 from tests.pg import Postgres
 

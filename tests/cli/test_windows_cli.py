@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_cli import Cli
+from tests.cli.helpers import Cli
 from tests.conftest import BASE
 
 
