@@ -1,12 +1,17 @@
-"""PostgreSQL stopped for five seconds and started again while `conveyor serve` (API and
-engine) has a release under way, its task running: /readyz says so, the log says so, the
+"""PostgreSQL stopped for five seconds and started again while an API process (`conveyor
+serve --no-engine`) and an engine process (`conveyor engine`) have a release under way, its
+task running: /readyz says so, the log says so, the
 task's result (it ends during the outage) is stored once the database is back, not run
 again, the release finishes and the audit trail verifies (issue 13)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +53,20 @@ def until(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:
         time.sleep(0.1)
 
 
+@contextmanager
+def engine(url: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    exe = str(Path(sys.executable).parent / "conveyor")
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [exe, "--db", url, "engine"], cwd=cwd, stdout=out, stderr=out, env={**os.environ, **env}
+        )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 @pytest.fixture
 def own_pg() -> Iterator[Postgres]:
     """A server of this test's own: it is stopped mid-test."""
@@ -66,8 +85,11 @@ def test_the_database_away_for_five_seconds_loses_nothing(own_pg: Postgres, tmp_
     token = cv.create_token("ci", timedelta(days=1))[1]
     cv.close()
     env = {"CONVEYOR_AUDIT_DIR": str(audit)}
-    log = tmp_path / "serve.log"
-    with serving(url, tmp_path, env=env, log=log) as site:
+    log = tmp_path / "engine.log"
+    with (
+        serving(url, tmp_path, "--no-engine", env=env, log=tmp_path / "serve.log") as site,
+        engine(url, tmp_path, env, log),
+    ):
         api = httpx.Client(
             base_url=site, headers={"Authorization": f"Bearer {token}"}, trust_env=False
         )
