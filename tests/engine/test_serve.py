@@ -6,8 +6,12 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import OperationalError
+
 from conveyor.clock import SystemClock
 from conveyor.engine import wakeup
+from conveyor.engine.probes import Prober
 from conveyor.engine.service import Conveyor
 from conveyor.store.auditkeys import AuditKeys
 from conveyor.store.db import open_store
@@ -92,3 +96,37 @@ def test_on_postgresql_a_write_from_another_process_wakes_the_engine(
         server.close()
         client.close()
     assert not thread.is_alive()
+
+
+def test_a_failed_read_between_passes_is_retried_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database can go away between a pass and the probes' look at the definitions:
+    the engine logs it and carries on, as for a failed pass (it used to end `serve`)."""
+    real = Prober.start_due
+    calls: list[int] = []
+
+    def flaky(self: Prober, *args: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Prober, "start_due", flaky)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    server = Conveyor(open_store(url), clock=SystemClock(), workdir=tmp_path)
+    client = Conveyor(open_store(url), clock=SystemClock(), workdir=tmp_path)
+    apply_yaml(client, BASE + FLOW)
+    thread = threading.Thread(target=server.engine.serve)
+    thread.start()
+    try:
+        client.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
+        client.trigger("main", "shop@1.0.0")
+        assert succeeds_soon(client)
+        assert thread.is_alive() and len(calls) > 1
+    finally:
+        server.engine.stop()
+        thread.join(timeout=10)
+        server.close()
+        client.close()
+    assert "engine pass failed (1 in a row)" in caplog.text

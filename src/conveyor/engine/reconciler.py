@@ -301,17 +301,18 @@ class Engine:
         failures = 0
         try:
             while not self._stop.is_set():
-                try:
+                try:  # everything here reads the database, which may be away
                     outcome = self.run_pass()
+                    probe_at = self.prober.start_due(self.store, self.clock.now(), self.owner)
+                    if outcome.moved:
+                        self.signer.maybe()
                     failures = 0
                 except Exception:
                     failures += 1
                     log.exception("engine pass failed (%d in a row)", failures)
                     self.clock.sleep_until(self.clock.now() + backoff(failures, cap=30), self.wake)
                     continue
-                probe_at = self.prober.start_due(self.store, self.clock.now(), self.owner)
                 if outcome.moved:
-                    self.signer.maybe()
                     continue
                 until = min((t for t in (outcome.next_at, probe_at) if t), default=None)
                 self.clock.sleep_until(until, self.wake, cap=resync)
