@@ -123,6 +123,10 @@ def test_a_failed_read_between_passes_is_retried_not_fatal(
         client.create_release("shop", "1.0.0", {"web": f"registry.local/web@{DIGEST}"})
         client.trigger("main", "shop@1.0.0")
         assert succeeds_soon(client)
+        for _ in range(100):  # the next loop looks at the probes again (10 s at most)
+            if len(calls) > 1:
+                break
+            threading.Event().wait(0.1)
         assert thread.is_alive() and len(calls) > 1
     finally:
         server.engine.stop()
