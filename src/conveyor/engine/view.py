@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from conveyor.clock import utc
 from conveyor.engine.context import flow_spec
@@ -147,7 +147,10 @@ def build(session: Session, release: ReleaseRow, now: datetime) -> ReleaseView:
     ).all()
     tasks: dict[int | None, list[TaskRunRow]] = {}
     for t in session.scalars(
-        select(TaskRunRow).where(TaskRunRow.release_id == release.id).order_by(TaskRunRow.id)
+        select(TaskRunRow)
+        .where(TaskRunRow.release_id == release.id)
+        .order_by(TaskRunRow.id)
+        .options(undefer(TaskRunRow.output))
     ):
         tasks.setdefault(t.promotion_id, []).append(t)
     # Every promotion's gate results of its current generation, in one query.

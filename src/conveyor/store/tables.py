@@ -152,7 +152,8 @@ class TaskRunRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
-    output: Mapped[str] = mapped_column(Text, default="")
+    # What the task printed: read by views (undeferred there), not by every engine pass.
+    output: Mapped[str] = mapped_column(Text, default="", deferred=True)
     error: Mapped[str] = mapped_column(Text, default="")
     # Attempts started again because the engine running them died: they use up no retries.
     takeovers: Mapped[int] = mapped_column(default=0)
