@@ -7,6 +7,7 @@ engine can be driven by a controllable clock.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -81,6 +82,26 @@ class ManualClock:
         with self._lock:
             if until > self._now:
                 self._now = until
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When some work must end by, on a clock: with a ManualClock a test reaches it by
+    advancing the clock, not by waiting."""
+
+    clock: Clock
+    at: datetime
+
+    @classmethod
+    def after(cls, clock: Clock, seconds: float) -> Deadline:
+        return cls(clock, clock.now() + timedelta(seconds=seconds))
+
+    def passed(self) -> bool:
+        return self.clock.now() >= self.at
+
+    def left(self) -> float:
+        """Seconds until it passes (negative once it has)."""
+        return (self.at - self.clock.now()).total_seconds()
 
 
 def utc(dt: datetime) -> datetime:

@@ -17,6 +17,7 @@ import pytest
 from conveyor.actions.base import ActionContext
 from conveyor.actions.gitcopies import WorkingCopies
 from conveyor.actions.gitrepo import GitSettings, inside, remote_url
+from conveyor.clock import Deadline, SystemClock
 from conveyor.engine.service import Conveyor
 from tests.conftest import BASE, DIGEST, apply_yaml
 from tests.gitrepos import IDENTITY, git
@@ -128,7 +129,7 @@ def while_busy(
     locked; it is let go when every one waits for it (so a batch takes them all)."""
     copies = WorkingCopies.under(data_dir)
     path = copies.path(remote_url(settings.repo, workdir), settings.branch)
-    with copies.hold(path, timeout_s=60):
+    with copies.hold(path, Deadline.after(SystemClock(), 60)):
         threads = [threading.Thread(target=call) for call in calls]
         for t in threads:
             t.start()

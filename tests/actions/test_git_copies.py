@@ -9,10 +9,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from conveyor.actions.base import ActionResult
+from conveyor.actions.gitcopies import WorkingCopies
 from conveyor.actions.gitrepo import GitSettings, commit_and_push
+from conveyor.clock import Deadline, ManualClock, SystemClock
 from conveyor.errors import TerminalError, TransientError
 from tests.actions.helpers import git_ctx, writer
 from tests.gitrepos import bare_repo, git, log, show
@@ -183,3 +186,30 @@ def test_a_group_whose_members_never_all_come_commits_none_of_them(tmp_path: Pat
     assert all(isinstance(results[i], TransientError) for i in ("web", "api")), results
     assert "2 of 3" in str(results["web"])
     assert log(bare) == ["start"]
+
+
+def test_a_wait_for_the_working_copy_ends_at_the_deadline_on_the_engines_clock(
+    tmp_path: Path,
+) -> None:
+    """The deadline is the engine's: a test moves a ManualClock past it instead of waiting."""
+    copies = WorkingCopies.under(tmp_path / "data")
+    path = copies.path("file:///ops.git", "main")
+    clock = ManualClock()
+    outcome: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with copies.hold(path, Deadline.after(clock, 60)):
+                pass
+        except TransientError as exc:
+            outcome.append(exc)
+
+    with copies.hold(path, Deadline.after(SystemClock(), 60)):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive()  # waiting its turn: 60 s of the clock are not over
+        clock.advance(timedelta(seconds=61))
+        waiter.join(10)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and "stayed busy; gave up waiting" in str(outcome[0])

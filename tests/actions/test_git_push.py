@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import shlex
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from conveyor.actions.gitpush import STALE_LOCK
 from conveyor.actions.gitrepo import GitSettings, commit_and_push
+from conveyor.clock import ManualClock
 from conveyor.errors import TerminalError, TransientError
 from tests.actions.helpers import Pusher, git_ctx, writer
 from tests.gitrepos import bare_repo, git, log, show
@@ -45,12 +48,17 @@ def test_a_hook_refusal_fails_in_the_remotes_words_after_one_push(tmp_path: Path
 def test_a_stale_lock_in_the_remote_says_so_and_may_be_retried(tmp_path: Path) -> None:
     bare = bare_repo(tmp_path, "ops", {"README.md": "x\n"})
     (bare / "refs" / "heads" / "main.lock").write_text("")
+    clock = ManualClock()
+    start = clock.now()
+    ctx = git_ctx(tmp_path, clock=clock)
     with pytest.raises(TransientError) as caught:
-        commit_and_push(git_ctx(tmp_path), GitSettings(repo=f"file://{bare}"), writer(), "write")
+        commit_and_push(ctx, GitSettings(repo=f"file://{bare}"), writer(), "write")
     said = str(caught.value)
     assert "the remote has a stale lock" in said and "main.lock" in said
     assert "remove it" in said and "race" not in said
     assert log(bare) == ["start"]
+    # The back-off between pushes slept on the engine's clock, up to the lock's staleness.
+    assert STALE_LOCK <= clock.now() - start < STALE_LOCK + timedelta(seconds=1)
 
 
 def test_a_lock_held_briefly_is_waited_out_and_no_rebase_is_claimed(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from conveyor.clock import Clock, Deadline, SystemClock
 from conveyor.errors import TerminalError
 from conveyor.model.template import TemplateError, render_tree
 
@@ -43,6 +44,11 @@ class ActionContext:
     # a group whole: the first to get the branch waits for the rest (up to its timeout).
     batch_key: str = ""  # "" = no group: batch with whoever is waiting, as they come
     batch_size: int = 1  # how many tasks carry this batch_key (1 = no group)
+    clock: Clock = field(default_factory=SystemClock)  # the engine's: deadlines are on it
+
+    def deadline(self) -> Deadline:
+        """When this attempt's timeout ends, from now."""
+        return Deadline.after(self.clock, self.timeout_s)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class RevertAction:
             if ctx.cancel.is_set():
                 raise TerminalError("cancelled before pushing; nothing was pushed")
             # Plain commits: rebasing them onto a racing push is fine.
-            pushed = push(git, branch, ctx.timeout_s, ctx.cancel.is_set)
+            pushed = push(git, branch, ctx.deadline(), ctx.cancel.is_set)
             new = git("rev-parse", "--short", "HEAD").stdout.strip()
         return ActionResult(
             True,

@@ -21,20 +21,22 @@ import contextlib
 import fcntl
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.actions.base import ActionContext, ActionResult
+from conveyor.clock import Deadline
 from conveyor.errors import TerminalError, TransientError
 
 if TYPE_CHECKING:
     from conveyor.actions.gitrepo import Git, GitSettings
 
 POLL_S = 0.05  # how often a waiter looks at its cancel flag and deadline
-MAX_POLLS = 10**6  # a bound on every wait loop; deadlines end them long before
+# A bound on every wait loop; deadlines end them long before. The waits are real (other
+# threads and processes wake them); the deadline is on the engine's clock.
+MAX_POLLS = 10**6
 
 
 @dataclass(eq=False)
@@ -99,10 +101,9 @@ class WorkingCopies:
 
     @contextlib.contextmanager
     def hold(
-        self, path: Path, timeout_s: float, cancel: threading.Event | None = None
+        self, path: Path, deadline: Deadline, cancel: threading.Event | None = None
     ) -> Iterator[None]:
         """The clone at `path` for this holder alone: this process's threads, then others."""
-        deadline = time.monotonic() + timeout_s
         stop = cancel or threading.Event()
         with self._changed:
             self._wait_turn(path, None, deadline, stop)
@@ -115,7 +116,7 @@ class WorkingCopies:
                 self._changed.notify_all()
 
     @contextlib.contextmanager
-    def turn(self, path: Path, job: Job, deadline: float) -> Iterator[list[Job]]:
+    def turn(self, path: Path, job: Job, deadline: Deadline) -> Iterator[list[Job]]:
         """Wait for the clone; yields the jobs this holder is to do (`job` first), or none
         when another holder did `job` (or it failed waiting). Take `flock` to do them."""
         with self._changed:
@@ -158,11 +159,11 @@ class WorkingCopies:
     def checkout(self, url: str, branch: str, git: Git, ctx: ActionContext) -> Iterator[Git]:
         """The branch as the remote has it now, in a clone only this holder may touch."""
         path = self.path(url, branch)
-        with self.hold(path, ctx.timeout_s, ctx.cancel):
+        with self.hold(path, ctx.deadline(), ctx.cancel):
             yield self.open(path, url, branch, git)
 
     @contextlib.contextmanager
-    def flock(self, path: Path, deadline: float, cancel: threading.Event) -> Iterator[None]:
+    def flock(self, path: Path, deadline: Deadline, cancel: threading.Event) -> Iterator[None]:
         """`<clone>.lock`, exclusively, after the turn: a process sharing the data directory
         waits (git's index.lock would fail it instead); given up at `deadline`."""
         # Private to the engine's user: a clone may hold what the repository does not show
@@ -177,7 +178,7 @@ class WorkingCopies:
                 except BlockingIOError:
                     if cancel.is_set():
                         raise TerminalError("cancelled before its change was made") from None
-                    if time.monotonic() >= deadline:
+                    if deadline.passed():
                         raise TransientError(
                             f"working copy {path} is locked by another process; gave up waiting"
                         ) from None
@@ -199,7 +200,7 @@ class WorkingCopies:
         self._changed.notify_all()
 
     def _wait_turn(
-        self, path: Path, job: Job | None, deadline: float, cancel: threading.Event
+        self, path: Path, job: Job | None, deadline: Deadline, cancel: threading.Event
     ) -> bool:
         """True when the clone is ours (marked busy); False when a holder finished `job`."""
         for _ in range(MAX_POLLS):
@@ -209,7 +210,7 @@ class WorkingCopies:
             elif path not in self._busy:
                 self._busy.add(path)
                 return True
-            elif cancel.is_set() or time.monotonic() >= deadline:
+            elif cancel.is_set() or deadline.passed():
                 error: Exception = (
                     TerminalError("cancelled before its change was made")
                     if cancel.is_set()
@@ -222,14 +223,14 @@ class WorkingCopies:
             self._changed.wait(POLL_S)
         raise TransientError(f"the working copy {path} stayed busy; gave up waiting")
 
-    def _gather(self, path: Path, job: Job, deadline: float) -> list[Job]:
+    def _gather(self, path: Path, job: Job, deadline: Deadline) -> list[Job]:
         """`job` and the waiting jobs it may do: its whole group (waited for) and, if it
         batches, the same release's other batch jobs whose group is whole."""
         group = self._groups.get(job.group) if job.group else None
         for _ in range(MAX_POLLS):
             if group is None or group.complete or job.done:
                 break
-            if job.ctx.cancel.is_set() or time.monotonic() >= deadline:
+            if job.ctx.cancel.is_set() or deadline.passed():
                 error: Exception = TerminalError("cancelled before its change was made")
                 if not job.ctx.cancel.is_set():
                     group.failed = True

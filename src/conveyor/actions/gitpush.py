@@ -7,7 +7,7 @@ What a refused push says, as `git push --porcelain` and the server word it:
 - `[remote rejected] (failed to update ref)` with `cannot lock ref ... is at X but expected
   Y`: someone pushed between the server's check and its update. Also a race.
 - the same with `Unable to create '.../main.lock': File exists`: another push holds the
-  ref, for milliseconds; a lock that outlives `STALE_LOCK_S` was left by a crashed git.
+  ref, for milliseconds; a lock that outlives `STALE_LOCK` was left by a crashed git.
 - `[remote rejected] (pre-receive hook declined)`, or any `hook declined`: the server's
   policy said no; its `remote:` lines say why. Trying again cannot help.
 """
@@ -17,11 +17,12 @@ from __future__ import annotations
 import random
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from conveyor.clock import Deadline
 from conveyor.errors import TerminalError, TransientError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 MAX_PUSHES = 1000  # a bound on the loop; the task's timeout normally ends it long before
 FIRST_BACKOFF_S = 0.02  # the first wait is 10-20 ms; each lost race doubles it...
 MAX_BACKOFF_S = 0.5  # ...up to this
-STALE_LOCK_S = 2.0  # a server's push holds a ref lock for milliseconds, not seconds
+STALE_LOCK = timedelta(seconds=2)  # a server's push holds a ref lock for milliseconds
 _LOCKED = re.compile(r"Unable to create '([^']*\.lock)': File exists")
 
 
@@ -57,17 +58,19 @@ class Pushed:
 class Backoff:
     """Capped exponential waits with full jitter, so racing pushers spread out."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: Deadline) -> None:
         self.deadline, self.waits = deadline, 0
 
     def wait(self, cancelled: Callable[[], bool]) -> bool:
-        """Sleep before the next try; False when the deadline leaves no time for one."""
+        """Sleep (on the deadline's clock) before the next try; False when the deadline
+        leaves no time for one."""
         cap = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2**self.waits)
         self.waits += 1
         pause = random.uniform(cap / 2, cap)
-        if time.monotonic() + pause >= self.deadline or cancelled():
+        if self.deadline.left() <= pause or cancelled():
             return False
-        threading.Event().wait(pause)
+        clock = self.deadline.clock
+        clock.sleep_until(clock.now() + timedelta(seconds=pause), threading.Event())
         return True
 
 
@@ -96,15 +99,16 @@ def _refusal(said: str, branch: str) -> tuple[str, Exception | None]:
 
 
 def push(
-    git: Git, branch: str, timeout_s: float, cancelled: Callable[[], bool] = lambda: False
+    git: Git, branch: str, deadline: Deadline, cancelled: Callable[[], bool] = lambda: False
 ) -> Pushed:
     """Push HEAD to `branch`; when someone else pushed first, rebase onto theirs and push
-    again, backing off, until `timeout_s` from now. Their commit is never overwritten (no
-    force). Raises what the remote's answer means when it is not a race."""
+    again, backing off, until `deadline`. Their commit is never overwritten (no force).
+    Raises what the remote's answer means when it is not a race."""
     pushed = Pushed()
-    start = time.monotonic()
-    backoff = Backoff(start + timeout_s)
-    locked_since: float | None = None
+    clock = deadline.clock
+    start = clock.now()
+    backoff = Backoff(deadline)
+    locked_since: datetime | None = None
     for _ in range(MAX_PUSHES):
         result = git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
         if result.returncode == 0:
@@ -114,8 +118,8 @@ def push(
         if error is not None:
             raise error
         if kind == "locked":
-            locked_since = time.monotonic() if locked_since is None else locked_since
-            if time.monotonic() - locked_since >= STALE_LOCK_S:
+            locked_since = clock.now() if locked_since is None else locked_since
+            if clock.now() - locked_since >= STALE_LOCK:
                 raise _stale(said, branch)
         else:
             locked_since = None
@@ -127,7 +131,7 @@ def push(
         raise TerminalError("cancelled while racing for the branch; nothing was pushed")
     if locked_since is not None:
         raise _stale(said, branch)
-    spent = time.monotonic() - start
+    spent = (clock.now() - start).total_seconds()
     raise TransientError(
         f"push to {branch} lost the race {pushed.races} times in {spent:.1f}s; will retry"
     )

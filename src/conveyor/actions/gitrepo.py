@@ -12,7 +12,6 @@ import base64
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
@@ -28,6 +27,7 @@ from conveyor.actions.base import (
 )
 from conveyor.actions.gitcopies import Job, WorkingCopies
 from conveyor.actions.gitpush import push
+from conveyor.clock import Deadline
 from conveyor.errors import TerminalError, TransientError
 from conveyor.model.template import TemplateError, render
 
@@ -215,7 +215,7 @@ def commit_and_push(
     (`ctx.batch_key`) are all in the same commit (see `gitcopies`).
     """
     copies = WorkingCopies.under(ctx.data_dir)
-    deadline = time.monotonic() + ctx.timeout_s
+    deadline = ctx.deadline()
     try:
         env, secrets = git_env(settings)
         url = remote_url(settings.repo, ctx.workdir)
@@ -236,7 +236,7 @@ def commit_and_push(
                     git = copies.open(
                         path, url, branch, Git(ctx.workdir, env, secrets, ctx.timeout_s)
                     )
-                    _commit(git, branch, jobs, ctx.timeout_s)
+                    _commit(git, branch, jobs, ctx.deadline())
             except Exception as exc:
                 for j in jobs:
                     j.error = j.error or exc
@@ -255,7 +255,7 @@ def _subject(subjects: list[str]) -> str:
     return "; ".join(unique)
 
 
-def _commit(git: Git, branch: str, jobs: list[Job], timeout_s: float) -> None:
+def _commit(git: Git, branch: str, jobs: list[Job], deadline: Deadline) -> None:
     """Make the jobs' edits, commit them once and push; each job gets its result or error."""
     paths: list[str] = []
     done: list[Job] = []
@@ -291,7 +291,7 @@ def _commit(git: Git, branch: str, jobs: list[Job], timeout_s: float) -> None:
         if any(j.ctx.cancel.is_set() for j in done):
             raise TerminalError("cancelled before pushing; nothing was pushed")
         git("commit", "--quiet", "--no-verify", "-m", message)
-        pushed = push(git, branch, timeout_s, lambda: any(j.ctx.cancel.is_set() for j in done))
+        pushed = push(git, branch, deadline, lambda: any(j.ctx.cancel.is_set() for j in done))
         head = git("rev-parse", "--short", "HEAD").stdout.strip()
         note = pushed.note
         shared = f", one commit for {len(done)} promotions" if len(done) > 1 else ""

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from conveyor.actions import Action, ActionContext, ActionResult
-from conveyor.clock import utc
+from conveyor.clock import Clock, SystemClock, utc
 from conveyor.engine import batches
 from conveyor.engine.parsed import Parsed
 from conveyor.engine.passreads import PassReads
@@ -36,6 +36,7 @@ class PassContext(PassReads):
     data_dir: Path
     parsed: Parsed = field(default_factory=Parsed)
     shared: bool = False  # several engines may share the store: environments are locked
+    clock: Clock = field(default_factory=SystemClock)  # the engine's, for actions' deadlines
     actor: str = "engine"
     moved: bool = False
     starts: list[tuple[TaskRunRow, Action, ActionContext]] = field(default_factory=list)
@@ -228,6 +229,7 @@ class PassContext(PassReads):
             started_at=utc(row.started_at),
             run_key=f"{row.release_id}/{row.scope}/{row.generation}/{row.stage}/{row.task}",
             promotion_id=row.promotion_id,
+            clock=self.clock,
         )
         self.starts.append((row, action, ctx))
 

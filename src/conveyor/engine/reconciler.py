@@ -123,6 +123,7 @@ class Engine:
                 self.data_dir,
                 self.parsed,
                 shared=self.store.shared,
+                clock=self.clock,
             )
             self._collect(pc)
             self.prober.record(session, pc.now)
