@@ -29,10 +29,10 @@ and then by two `conveyor engine` processes started once all are triggered; time
 store: the promotions that succeeded once every engine was up (its lease taken), over the
 time from then to the last release's end. Goals: pg1 >= 250/s, pg2 >= 1.3 x pg1.
 After a short warm-up run, not counted (a new server's first run is slower, whatever it
-runs). 2026-12-04: pg1 220-315/s, pg2 360-460/s, ratio 1.35-1.9 over six runs (runs vary:
-two engines, the `true` processes they start and PostgreSQL share this machine's two
-cores). `--pg-releases 1000` is the issue's full size; the default keeps the bench near a
-minute.
+runs). 2026-12-04, seven runs: pg1 221-345/s, pg2 346-459/s, pg2/pg1 from 1.04 to 1.93,
+at least 1.3 in six of them (runs vary: two engines, the `true` processes they start and
+PostgreSQL share this machine's two cores). `--pg-releases 1000` is the issue's full
+size; the default keeps the bench near a minute.
 
     .venv/bin/python bench/engine.py [--releases 1000] [--products 50] [--idle 10,1000]
         [--passes 20] [--pg-releases 300]

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from conveyor.clock import ManualClock
+from conveyor.engine import claims
 from conveyor.engine.lease import HOST
 from conveyor.engine.probes import Prober
 from conveyor.engine.service import Conveyor
@@ -321,8 +322,10 @@ def test_engines_sharing_a_store_each_probe_their_share(
             )
     probed = {}
     for owner in ("engine-a", "engine-b"):
+        with cv.store.session() as s:  # what a pass of that engine claims
+            claim = claims.claim(s, clock.now(), owner, cv.store.shared)
         prober = Prober(clock, threading.Event())
-        prober.start_due(cv.store, clock.now(), owner)
+        prober.start_due(cv.store, clock.now(), claim.mine)
         prober.wait(10)
         probed[owner] = {status.environment for status in prober.statuses()}
     if cv.store.shared:

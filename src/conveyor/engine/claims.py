@@ -34,6 +34,12 @@ class Claim:
     releases: list[ReleaseRow]
     products: frozenset[str] | None  # this engine's share; None: every product
     retry_at: datetime | None = None  # some due product was held by another engine
+    owner: str = ""
+    engines: tuple[str, ...] = ()  # the live engines sharing the work, when several
+
+    def mine(self, name: str) -> bool:
+        """Whether `name` (a product, an environment) is this engine's to look after."""
+        return self.products is None or share(name, list(self.engines)) == self.owner
 
     def next_at(self, session: Session) -> datetime | None:
         """When this engine has something due next (after the pass stored its times)."""
@@ -81,4 +87,7 @@ def claim(session: Session, now: datetime, owner: str, shared: bool) -> Claim:
         if held
         else []
     )
-    return Claim(releases, products, now + RETRY if held != wanted else None)
+    retry_at = now + RETRY if held != wanted else None
+    return Claim(
+        releases, products, retry_at, owner, tuple(engines) if products is not None else ()
+    )

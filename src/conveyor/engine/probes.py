@@ -27,7 +27,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,8 +36,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from conveyor.clock import Clock
-from conveyor.engine import health, lease, resources
-from conveyor.engine.claims import share
+from conveyor.engine import health, resources
 from conveyor.engine.rollback import current_release
 from conveyor.errors import ConveyorError
 from conveyor.health.timeline import HealthState
@@ -143,16 +142,17 @@ class Prober:
         self._note(probe.key, f"entity '{probe.spec.entity}' is not registered: probe skipped")
         return False
 
-    def start_due(self, store: Store, now: datetime, owner: str = "") -> datetime | None:
+    def start_due(
+        self, store: Store, now: datetime, mine: Callable[[str], bool] | None = None
+    ) -> datetime | None:
         """Start the probes due at `now` (definitions read afresh); when the next is due. None:
         no probe waits on time (running ones set the wake event when they end). Engines
-        sharing a store (`owner`: this one) each probe the environments of their share."""
+        sharing a store each probe the environments of their share (`mine`)."""
         with store.read() as session:
-            environments = {c.name: c.spec for c in resources.list_current(session, "Environment")}
-            engines = lease.live_engines(session, now) if store.shared and owner else []
-        if owner in engines and len(engines) > 1:
             environments = {
-                name: spec for name, spec in environments.items() if share(name, engines) == owner
+                c.name: c.spec
+                for c in resources.list_current(session, "Environment")
+                if mine is None or mine(c.name)
             }
         with self._cond:
             for probe in self.due(environments, now):

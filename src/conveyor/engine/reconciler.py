@@ -11,7 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class Engine:
         self.signer = Signer(store, clock)
         self.parsed = Parsed()
         self._notify_sql = wakeup.notify_sql(store.engine.url)
+        # The last pass's claim: which products and environments are this engine's.
+        self.claim = claims.Claim([], None)
         # Releases whose look failed, and how many times in a row: their backoff grows.
         self._failures: dict[int, int] = {}
         # Tasks finished and collected from the runner, until a pass has stored them.
@@ -128,6 +130,7 @@ class Engine:
             self._collect(pc)
             self.prober.record(session, pc.now)
             claim = claims.claim(session, pc.now, self.owner, self.store.shared)
+            self.claim = replace(claim, releases=[])  # kept for `mine`, not its rows
             pc.preload(claim.releases)
             pc.lock_environments(claim.releases)
             for release in claim.releases:
@@ -304,7 +307,7 @@ class Engine:
             while not self._stop.is_set():
                 try:  # everything here reads the database, which may be away
                     outcome = self.run_pass()
-                    probe_at = self.prober.start_due(self.store, self.clock.now(), self.owner)
+                    probe_at = self.prober.start_due(self.store, self.clock.now(), self.claim.mine)
                     if outcome.moved:
                         self.signer.maybe()
                     failures = 0
