@@ -41,7 +41,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -55,6 +54,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from api import free_port, start  # bench/api.py, beside this script
 from conveyor.clock import SystemClock
 from conveyor.engine.service import Conveyor
 from conveyor.model.access import Role, Scope
@@ -209,27 +209,9 @@ def api_process(url: str, tmp: Path, cv: Conveyor) -> tuple[subprocess.Popen[byt
     cv.grant("user:bench", Role.PROMOTER, Scope())
     cv.grant("user:bench", Role.REPORTER, Scope())
     token = cv.create_token("bench", timedelta(days=1))[1]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    exe = str(Path(sys.executable).parent / "conveyor")
-    proc = subprocess.Popen(
-        [exe, "--db", url, "serve", "--no-engine", "--port", str(port)],
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "api.log", "wb"),  # noqa: SIM115 (closed with the process)
-    )
+    port = free_port()
+    proc = start(url, tmp, port, engine=False)  # bench/api.py's: waits for /readyz
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", trust_env=False).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit(f"conveyor serve did not start: {(tmp / 'api.log').read_text()}")
-        time.sleep(0.05)
     headers = {"Authorization": f"Bearer {token}"}
     return proc, httpx.Client(base_url=base, headers=headers, trust_env=False)
 
