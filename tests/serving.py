@@ -1,8 +1,10 @@
-"""`conveyor serve` in a process of its own, on a free loopback port, for the tests."""
+"""`conveyor serve` in a process of its own, on a free loopback port, and `conveyor engine`
+processes, for the tests."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,3 +62,37 @@ def serving(
             proc.kill()
             proc.wait(10)
             raise
+
+
+class Engines:
+    """`conveyor engine` processes on one store, started, killed and stopped by the test."""
+
+    def __init__(self, url: str, cwd: Path, env: dict[str, str]) -> None:
+        self.url, self.cwd, self.env = url, cwd, env
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.log = cwd / "engines.log"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        exe = str(Path(sys.executable).parent / "conveyor")
+        with self.log.open("ab") as out:
+            proc = subprocess.Popen(
+                [exe, "--db", self.url, "engine"],
+                cwd=self.cwd,
+                stdout=out,
+                stderr=out,
+                env={**os.environ, **self.env},
+            )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        self.procs.remove(proc)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(30)
+        self.procs.clear()

@@ -12,9 +12,6 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +28,7 @@ from tests.conftest import apply_yaml, digest
 from tests.gitrepos import bare_repo, git
 from tests.pg import Postgres
 from tests.registries import inspect_digest, make_image, registry
+from tests.serving import Engines
 
 SOAK = os.environ.get("CONVEYOR_SOAK") == "1"
 OPEN = ("created", "running")
@@ -79,40 +77,6 @@ def products_yaml(
         )
     )
     return "".join(f"---\n{d}\n" for d in docs)
-
-
-class Engines:
-    """`conveyor engine` processes on one store, started, killed and stopped by the test."""
-
-    def __init__(self, url: str, cwd: Path, env: dict[str, str]) -> None:
-        self.url, self.cwd, self.env = url, cwd, env
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.log = cwd / "engines.log"
-
-    def start(self) -> subprocess.Popen[bytes]:
-        exe = str(Path(sys.executable).parent / "conveyor")
-        with self.log.open("ab") as out:
-            proc = subprocess.Popen(
-                [exe, "--db", self.url, "engine"],
-                cwd=self.cwd,
-                stdout=out,
-                stderr=out,
-                env={**os.environ, **self.env},
-            )
-        self.procs.append(proc)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        self.procs.remove(proc)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            proc.wait(30)
-        self.procs.clear()
 
 
 @pytest.fixture
